@@ -1,0 +1,1 @@
+"""Gates and selection: each rule returns a value and a verdict; one shared piece records them."""

@@ -1,0 +1,116 @@
+"""Command line: `python -m pipeline run|tasks|status`. Exit 0 on success (error rows are data,
+not failure), 2 on usage or configuration errors, 1 when the run itself fails."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pipeline import config as config_mod
+from pipeline.annotations import AnnotationError
+from pipeline.inputs import InputError
+from pipeline.task_names import ALIAS_OF, TASK_IDS, UnknownTaskError, parse_tasks
+
+USAGE_ERROR, RUN_FAILED = 2, 1
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="generate triplets for one or more tasks", description="Generate editing triplets.")
+    p.add_argument("--task", required=True, help="a task or alias, a comma list, or 'all' (see `tasks`)")
+    p.add_argument("--profile", help=f"backend profile: {', '.join(config_mod.profiles())} (default: cpu)")
+    p.add_argument("--input", help="a folder of images, a Parquet file, or 'samples' (default)")
+    p.add_argument("--annotations", help="COCO instances JSON whose boxes replace grounding")
+    p.add_argument("--license", help="licence for inputs that carry none")
+    p.add_argument("--out", help="run folder (default: runs/<tasks>-<profile>)")
+    p.add_argument("--limit", type=int, help="only the first N inputs, in a stable order")
+    p.add_argument("--address", help="Ray cluster to join (default: embedded local Ray; RAY_ADDRESS works too)")
+    p.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. run.shard_size=4")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description="Image-editing triplet pipeline.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    sub.add_parser("tasks", help="list the task ids and aliases", description="List the task ids, aliases and implemented profiles.")
+    st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
+    st.add_argument("run_dir")
+    return parser
+
+
+def _run_config(args) -> dict:
+    overrides = [config_mod.parse_set(item) for item in args.set]
+    flags = {
+        "run": {"tasks": parse_tasks(args.task)},
+        "input": {},
+        "ray": {},
+    }
+    if args.input:
+        flags["input"]["path"] = args.input
+    if args.annotations:
+        flags["input"]["annotations"] = args.annotations
+    if args.license:
+        flags["input"]["license"] = args.license
+    if args.out:
+        flags["run"]["out"] = args.out
+    if args.limit is not None:
+        flags["run"]["limit"] = args.limit
+    if args.address:
+        flags["ray"]["address"] = args.address
+    if args.no_progress:
+        flags["run"]["progress"] = False
+    return config_mod.load_config(args.profile, args.config, [flags, *overrides])
+
+
+def cmd_run(args) -> int:
+    from pipeline.runner import RunConflict, RunFailed, print_summary, run_pipeline
+    from tasks import NotImplementedTask
+
+    try:
+        cfg = _run_config(args)
+        result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr))
+    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except RunFailed as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return RUN_FAILED
+    print_summary(result)
+    return 0
+
+
+def cmd_tasks(_args) -> int:
+    from tasks import is_implemented
+
+    profiles = config_mod.profiles()
+    print(f"{'task id':26}{'alias':12}implemented for")
+    for task in TASK_IDS:
+        done = [p for p in profiles if is_implemented(task, p)]
+        print(f"{task:26}{ALIAS_OF[task]:12}{', '.join(done) or 'not implemented yet'}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from pipeline.manifest import build_manifest, summary_table
+    from pipeline.run_dir import RunDir
+
+    run = RunDir(Path(args.run_dir))
+    plan = run.read_plan()
+    if plan is None:
+        print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
+        return USAGE_ERROR
+    manifest = build_manifest(run, plan)
+    done = len(plan["shards"]) - len(manifest["pending_shards"])
+    print(f"run {run.root}: profile {plan['profile']}, tasks {', '.join(plan['tasks'])}, config {plan['config_hash']}")
+    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if manifest['complete'] else 'incomplete: rerun to finish'})")
+    print(summary_table(manifest))
+    print(json.dumps({"rows": manifest["rows"]}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status}[args.command](args)

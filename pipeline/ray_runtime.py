@@ -1,0 +1,54 @@
+"""Starting or joining Ray. The embedded default binds to 127.0.0.1 and phones nowhere."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+# Set before Ray starts, and inherited by every process it spawns.
+QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "RAY_DEDUP_LOGS": "1",
+}
+# A single-node Ray otherwise takes the machine's external address and listens on 0.0.0.0.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def init_ray(address: str | None, num_cpus: int | None = None) -> dict[str, Any]:
+    """Join `address` (or RAY_ADDRESS), or start an embedded single-node Ray on loopback.
+    Returns how Ray was reached, for the run's stats."""
+    import ray
+
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if ray.is_initialized():
+        return {"mode": "existing", "address": ray.get_runtime_context().gcs_address}
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+        return {"mode": "cluster", "address": address}
+    for key, value in LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        logging_level=logging.WARNING,
+        log_to_driver=True,
+    )
+    return {"mode": "embedded", "address": ray.get_runtime_context().gcs_address}
+
+
+def quiet_ray_data() -> None:
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver shows one bar of its own
+    ctx.enable_operator_progress_bars = False
+    ctx.print_on_execution_start = False
+    ctx.enable_auto_log_stats = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)

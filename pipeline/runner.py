@@ -1,0 +1,126 @@
+"""`run`: plan the shards, stream every pending one through Ray, commit, summarise."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import config as config_mod
+from pipeline.inputs import discover
+from pipeline.manifest import build_manifest, summary_table, write_manifest
+from pipeline.run_dir import RunDir, atomic_write
+from pipeline.task_names import ALIAS_OF, TASK_IDS
+from stages.decode import DecodeLimits
+from stages.decode_stage import DecodeStage
+from tasks import build_stages
+
+
+class RunConflict(ValueError):
+    """The output folder holds a different run."""
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    manifest: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def default_out(cfg: dict[str, Any]) -> Path:
+    tasks = cfg["run"]["tasks"]
+    name = "all" if len(tasks) == len(TASK_IDS) else "+".join(ALIAS_OF[t] for t in tasks)
+    return Path("runs") / f"{name}-{cfg['profile']}"
+
+
+def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
+    identity = config_mod.identity_hash(cfg)
+    plan = run.read_plan()
+    if plan is not None:
+        if plan["config_hash"] != identity:
+            raise RunConflict(
+                f"{run.root} holds a run with other settings (config {plan['config_hash']}, this one {identity}); "
+                "rerun with the same settings to resume it, or choose another --out"
+            )
+        return plan
+    start = time.perf_counter()
+    records = discover(cfg["input"])
+    if cfg["run"]["limit"]:
+        records = records[: cfg["run"]["limit"]]
+    meta = {"config_hash": identity, "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
+    atomic_write(run.config_file, config_mod.dump(cfg).encode())
+    plan = run.write_plan(records, cfg["run"]["shard_size"], meta)
+    log(f"planned {plan['inputs']} inputs in {len(plan['shards'])} shards ({time.perf_counter() - start:.1f}s)")
+    return plan
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="input", desc="inputs x tasks", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def run_pipeline(cfg: dict[str, Any], log=print) -> RunResult:
+    t0 = time.perf_counter()
+    tasks = cfg["run"]["tasks"]
+    task_stages = [stage for task in tasks for stage in build_stages(task, cfg)]  # fails fast if a task is missing
+    run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
+    plan = _plan(run, cfg, log)
+    pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
+    stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
+
+    if pending:
+        from pipeline.ray_plan import build_dataset
+        from pipeline.ray_runtime import init_ray, quiet_ray_data
+
+        stats["ray"] = init_ray(cfg["ray"]["address"], cfg["ray"]["num_cpus"])
+        quiet_ray_data()
+        stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
+        units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
+        decode = DecodeStage(DecodeLimits(**cfg["decode"]))
+        ds = build_dataset(str(run.root), sorted(units), units, tasks, decode, task_stages, cfg)
+        committed = 0
+        with _progress_bar(sum(units.values()), cfg["run"]["progress"]) as bar:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for item in batch.to_pylist():
+                    bar.update(item["units"])
+                    if item["committed"]:
+                        committed += 1
+                        if item["candidates"] and "first_candidate_s" not in stats:
+                            stats["first_candidate_s"] = round(time.perf_counter() - t0, 2)
+        stats["shards_committed"] = committed
+
+    manifest = build_manifest(run, plan)
+    write_manifest(run, manifest)
+    stats["seconds"] = round(time.perf_counter() - t0, 2)
+    # ru_maxrss is KiB on Linux: this driver process alone, not Ray's workers
+    stats["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    atomic_write(run.stats / "run.json", json.dumps(stats, indent=1).encode())
+    if not manifest["complete"]:
+        raise RunFailed(
+            f"{len(manifest['pending_shards'])} shard(s) did not commit: {manifest['pending_shards'][:10]}; "
+            "rerun the same command to finish them"
+        )
+    return RunResult(run.root, manifest, stats)
+
+
+def print_summary(result: RunResult, log=print) -> None:
+    log(summary_table(result.manifest))
+    rows = result.manifest["rows"]
+    stats = result.stats
+    if not stats["stages_ran"]:
+        log("every shard was already committed: nothing to do")
+    log(
+        f"{rows['ok'] + rows['rejected']} candidates ({rows['ok']} ok, {rows['rejected']} rejected), "
+        f"{rows['skipped']} skipped, {rows['error']} errors in {stats['seconds']:.1f}s"
+        + (f"; first candidate after {stats['first_candidate_s']:.1f}s" if "first_candidate_s" in stats else "")
+    )
+    log(f"triplets: {result.run_dir / 'candidates'}   errors: {result.run_dir / 'errors'}   manifest: {result.run_dir / 'manifest.json'}")

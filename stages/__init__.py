@@ -1,0 +1,1 @@
+"""Stages: one operation or model each, testable without Ray."""

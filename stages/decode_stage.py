@@ -1,0 +1,51 @@
+"""The first stage of every run: read the input's bytes, decode and validate them, and leave
+the source image at the working resolution on the row."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+
+from pipeline import schema
+from stages.base import Resources, Row, Stage
+from stages.decode import DecodeLimits, InputRefused, decode_image, scale_objects
+from stages.image_io import encode_png
+from stages.read_input import read_input_bytes
+from stages.rows import mark, record_stage, update_work
+
+
+class DecodeStage(Stage):
+    name = "decode"
+    resources = Resources(num_cpus=0.25, batch_size=8)
+
+    def __init__(self, limits: DecodeLimits):
+        self.limits = limits
+
+    def process_row(self, row: Row) -> Row:
+        record = schema.loads(row["_input"])
+        try:
+            data = read_input_bytes(record)
+        except OSError as exc:
+            return mark(row, schema.ERROR, f"decode: cannot read input: {exc}")
+        row["source_sha256"] = hashlib.sha256(data).hexdigest()
+        try:
+            decoded = decode_image(data, self.limits)
+        except InputRefused as refused:
+            return mark(row, refused.kind, f"decode: {refused.reason}")
+        height, width = decoded.rgb.shape[:2]
+        row["source_image"] = schema.image_value(encode_png(decoded.rgb), record["key"])
+        row["width"], row["height"] = width, height
+        objects = record.get("objects")
+        update_work(
+            row,
+            objects=None if objects is None else scale_objects(objects, decoded.scale, (width, height)),
+        )
+        record_stage(
+            row,
+            self.name,
+            original_size=list(decoded.original_size),
+            working_size=[width, height],
+            conversions=decoded.conversions,
+            limits=asdict(self.limits),
+        )
+        return row

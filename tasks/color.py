@@ -1,0 +1,127 @@
+"""color_alteration: change the colour of one object, nothing else.
+
+cpu profile: boxes from annotations -> GrabCut masks -> one candidate per object and target
+colour -> Lab recolouring inside the mask -> bilingual template instruction -> colour gates."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any
+
+from filters.color_gate import ColorGateStage
+from filters.hue import hue_distance, region_hue, rgb_hue
+from pipeline import schema
+from stages.base import Resources, Row, Stage
+from stages.grabcut_mask import GrabCutMaskStage
+from stages.image_io import decode_mask, decode_png
+from stages.lab_recolor import LabRecolorStage
+from stages.rows import blob, record_stage, work
+from stages.select_objects import SelectObjectsStage
+from stages.template_instructions import TemplateInstructionStage
+from stages.vocabulary import COLORS, object_zh
+
+TASK = "color_alteration"
+PROFILES = ("cpu",)
+
+TEMPLATES_EN = [
+    "Change the colour of the {object} to {color}.",
+    "Make the {object} {color}.",
+    "Turn the {object} {color}.",
+    "Recolour the {object} {color}.",
+    "Paint the {object} {color}, keeping everything else as it is.",
+]
+TEMPLATES_ZH = [
+    "把{object}的颜色改成{color}。",
+    "将{object}变成{color}。",
+    "把{object}染成{color}。",
+    "让{object}变为{color}，其他部分保持不变。",
+]
+
+POSITION_EN = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom", "middle": "in the middle"}
+POSITION_ZH = {"left": "左边的", "right": "右边的", "top": "上方的", "bottom": "下方的", "middle": "中间的"}
+
+
+def object_phrases(obj: dict[str, Any]) -> tuple[str, str]:
+    label = obj["label"]
+    zh = object_zh(label) or label
+    position = obj.get("position")
+    if not position:
+        return label, zh
+    return f"{label} {POSITION_EN[position]}", f"{POSITION_ZH[position]}{zh}"
+
+
+def candidate_rng(row: Row, seed: int) -> random.Random:
+    key = f"{seed}|{row['source_sha256']}|{row['_unit']}"
+    return random.Random(int(hashlib.sha256(key.encode()).hexdigest(), 16))
+
+
+class ColorProposeStage(Stage):
+    """One candidate per (object, target colour); colours close to the object's own hue are
+    left out."""
+
+    name = "color_propose"
+    resources = Resources(num_cpus=0.1, batch_size=8)
+    fans_out = True
+    tasks = (TASK,)
+
+    def __init__(self, palette: list[str], colors_per_object: int, hue_exclusion_deg: float, seed: int):
+        unknown = [c for c in palette if c not in COLORS]
+        if unknown:
+            raise ValueError(f"unknown colours in the palette: {unknown}; known: {', '.join(COLORS)}")
+        self.palette = palette
+        self.colors_per_object = colors_per_object
+        self.hue_exclusion_deg = hue_exclusion_deg
+        self.seed = seed
+
+    def process_row(self, row: Row) -> list[Row]:
+        rgb = decode_png(row["source_image"]["bytes"])
+        rng = candidate_rng(row, self.seed)
+        key = schema.loads(row["_input"])["key"]
+        out: list[Row] = []
+        for i, obj in enumerate(work(row)["selected"]):
+            mask_png = blob(row, f"mask:{i}")
+            hue, saturation = region_hue(rgb, decode_mask(mask_png))
+            # an achromatic object (white, grey, black) can take any colour
+            options = [
+                c for c in self.palette if saturation < 0.15 or hue_distance(hue, rgb_hue(COLORS[c][2])) > self.hue_exclusion_deg
+            ]
+            for color in rng.sample(options, min(self.colors_per_object, len(options))):
+                en_color, zh_color, target_rgb = COLORS[color]
+                en_object, zh_object = object_phrases(obj)
+                candidate = dict(row)
+                candidate["_blobs"] = None
+                candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
+                candidate["mask"] = schema.image_value(mask_png)
+                candidate["edit"] = schema.dumps(
+                    {
+                        "type": TASK,
+                        "object": obj["label"],
+                        "position": obj.get("position"),
+                        "box_xywh": obj["bbox"],
+                        "color": color,
+                        "target_rgb": list(target_rgb),
+                        "target_hue": round(rgb_hue(target_rgb), 2),
+                        "source_hue": round(hue, 2),
+                        "source_saturation": round(saturation, 3),
+                        "slots_en": {"object": en_object, "color": en_color},
+                        "slots_zh": {"object": zh_object, "color": zh_color},
+                    }
+                )
+                record_stage(candidate, self.name, object_index=i, palette=self.palette)
+                out.append(candidate)
+        return out
+
+
+def build(cfg: dict[str, Any]) -> list[Stage]:
+    task_cfg = cfg["tasks"][TASK]
+    grabcut = cfg["stages"]["grabcut"]
+    only = (TASK,)
+    return [
+        SelectObjectsStage(only, task_cfg["max_objects"], task_cfg["min_object_fraction"], task_cfg["max_object_fraction"], task_cfg["skip_labels"]),
+        GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
+        ColorProposeStage(task_cfg["palette"], task_cfg["colors_per_object"], task_cfg["hue_exclusion_deg"], cfg["run"]["seed"]),
+        LabRecolorStage(only, task_cfg["lightness_shift"], task_cfg["feather_px"]),
+        TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH),
+        ColorGateStage(only, task_cfg["gate"]),
+    ]
