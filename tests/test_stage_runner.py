@@ -1,0 +1,72 @@
+import pytest
+
+from pipeline import schema
+from pipeline.stage_runner import run_stage
+from stages.base import Stage
+
+
+def _row(i, task="color_alteration", status=schema.PENDING):
+    return {"sample_id": f"s{i}", "task": task, "status": status, "_unit": f"0:{i}:{task}", "_unit_rows": 1, "value": i}
+
+
+class Doubler(Stage):
+    name = "doubler"
+
+    def __init__(self, bad=()):
+        self.bad = set(bad)
+        self.batches = []
+
+    def process_batch(self, rows):
+        self.batches.append(len(rows))
+        if any(r["value"] in self.bad for r in rows):
+            raise ValueError("cannot double a cursed value")
+        return [{**r, "value": r["value"] * 2} for r in rows]
+
+
+def test_a_failing_row_is_isolated_and_the_rest_survive():
+    stage = Doubler(bad={2})
+    out = run_stage(stage, [_row(i) for i in range(4)])
+    by_id = {r["sample_id"]: r for r in out}
+    assert by_id["s2"]["status"] == schema.ERROR
+    assert by_id["s2"]["reason"] == "doubler: ValueError: cannot double a cursed value"
+    assert [by_id[f"s{i}"]["value"] for i in (0, 1, 3)] == [0, 2, 6]
+    assert stage.batches == [4, 1, 1, 1, 1]  # whole batch, then row by row
+    assert schema.loads(by_id["s0"]["provenance"])["stages"]["doubler"]["seconds"] >= 0
+
+
+def test_rows_already_failed_or_of_other_tasks_pass_untouched():
+    stage = Doubler()
+    stage.tasks = ("color_alteration",)
+    rows = [_row(0), _row(1, status=schema.ERROR), _row(2, task="tone_transformation")]
+    out = {r["sample_id"]: r for r in run_stage(stage, rows)}
+    assert out["s0"]["value"] == 0 * 2 and out["s1"]["value"] == 1 and out["s2"]["value"] == 2
+    assert stage.batches == [1]
+
+
+class Proposer(Stage):
+    name = "proposer"
+    fans_out = True
+
+    def process_row(self, row):
+        if row["value"] == 3:
+            raise RuntimeError("boom")
+        return [{**row, "sample_id": f"{row['sample_id']}-{k}"} for k in range(row["value"])]
+
+
+def test_fan_out_counts_rows_per_unit_and_never_loses_a_unit():
+    out = run_stage(Proposer(), [_row(i) for i in range(4)])
+    units = {}
+    for r in out:
+        units.setdefault(r["_unit"], []).append(r)
+    assert sorted(len(v) for v in units.values()) == [1, 1, 1, 2]
+    assert all(r["_unit_rows"] == len(units[r["_unit"]]) for r in out)
+    assert units["0:0:color_alteration"][0]["status"] == schema.SKIPPED  # proposed nothing
+    assert units["0:3:color_alteration"][0]["status"] == schema.ERROR
+
+
+def test_process_row_not_implemented_is_an_error_row():
+    class Empty(Stage):
+        name = "empty"
+
+    out = run_stage(Empty(), [_row(0)])
+    assert out[0]["status"] == schema.ERROR and "NotImplementedError" in out[0]["reason"]
