@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list the task ids and aliases", description="List the task ids, aliases and implemented profiles.")
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
+    sh = sub.add_parser("sheet", help="draw a PNG contact sheet of a run's triplets", description="Draw source | mask | target with both instructions.")
+    sh.add_argument("run_dir")
+    sh.add_argument("--out", required=True, help="PNG file to write")
+    sh.add_argument("--per-task", type=int, default=3, help="triplets per task (default 3)")
+    sh.add_argument("--status", default="ok", help="rows of this status only (ok, rejected; 'any' for both)")
     return parser
 
 
@@ -111,6 +116,17 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_sheet(args) -> int:
+    from pipeline.contact_sheet import pick_rows, render
+
+    rows = pick_rows(Path(args.run_dir), args.per_task, None if args.status == "any" else args.status)
+    if not rows:
+        print(f"error: no {args.status} triplets in {args.run_dir}/candidates", file=sys.stderr)
+        return USAGE_ERROR
+    print(render(rows, Path(args.out)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status}[args.command](args)
+    return {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet}[args.command](args)
