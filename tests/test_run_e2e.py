@@ -164,3 +164,14 @@ def test_killed_run_resumes_exactly_once(ray_address, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["complete"] and sum(manifest["rows"].values()) == len(rows)
     assert not list(out.rglob("*.tmp"))  # a file half-written at the kill was redone and renamed
+
+
+def test_contact_sheet_draws_one_tile_per_source(sample_run, tmp_path):
+    from pipeline.cli import main
+
+    out = tmp_path / "sheet.png"
+    assert main(["sheet", str(sample_run.run_dir), "--out", str(out), "--per-task", "2"]) == 0
+    sheet = Image.open(out)
+    # two tiles of 220 px panels plus captions, three panels wide
+    assert sheet.height > 2 * 220 and sheet.width > 3 * 220
+    assert main(["sheet", str(sample_run.run_dir), "--out", str(out), "--status", "error"]) == 2
