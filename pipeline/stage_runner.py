@@ -3,6 +3,7 @@ adapter and the tests both call `run_stage`."""
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections import defaultdict
@@ -22,20 +23,32 @@ def _error_row(row: Row, stage: Stage, exc: BaseException) -> Row:
     return mark(row, schema.ERROR, f"{stage.name}: {type(exc).__name__}: {message}"[:500])
 
 
-def _process_isolated(stage: Stage, rows: list[Row]) -> list[Row]:
-    """The whole batch at once; if it raises, row by row so one bad row fails alone."""
+def is_out_of_memory(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")  # never import torch just to ask
+    if torch is not None and isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return True
+    return isinstance(exc, (RuntimeError, MemoryError)) and "out of memory" in str(exc).lower()
+
+
+def _free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _process(stage: Stage, rows: list[Row]) -> list[Row]:
+    """The whole batch at once. Out of memory: halve the micro-batch and retry the same rows.
+    Any other failure: row by row, so one bad row fails alone."""
     try:
         return stage.process_batch([dict(r) for r in rows])
-    except Exception:
+    except Exception as exc:
         if len(rows) == 1:
-            raise
-    out: list[Row] = []
-    for row in rows:
-        try:
-            out.extend(stage.process_batch([dict(row)]))
-        except Exception as exc:
-            out.append(_error_row(dict(row), stage, exc))
-    return out
+            return [_error_row(dict(rows[0]), stage, exc)]
+        if is_out_of_memory(exc):
+            _free_accelerator_memory()
+            half = len(rows) // 2
+            return _process(stage, rows[:half]) + _process(stage, rows[half:])
+        return [out for row in rows for out in _process(stage, [row])]
 
 
 def _settle_fan_out(stage: Stage, inputs: list[Row], outputs: list[Row]) -> list[Row]:
@@ -63,13 +76,7 @@ def run_stage(stage: Stage, rows: list[Row]) -> list[Row]:
         return rows
     passive = [r for r in rows if not _applies(stage, r)]
     start = time.perf_counter()
-    if len(active) == 1:
-        try:
-            processed = stage.process_batch([dict(active[0])])
-        except Exception as exc:
-            processed = [_error_row(dict(active[0]), stage, exc)]
-    else:
-        processed = _process_isolated(stage, active)
+    processed = _process(stage, active)
     if stage.fans_out:
         processed = _settle_fan_out(stage, active, processed)
     per_row = (time.perf_counter() - start) / max(1, len(processed))

@@ -70,3 +70,38 @@ def test_process_row_not_implemented_is_an_error_row():
 
     out = run_stage(Empty(), [_row(0)])
     assert out[0]["status"] == schema.ERROR and "NotImplementedError" in out[0]["reason"]
+
+
+class MemoryHungry(Stage):
+    """Runs out of memory on any batch larger than `fits` rows, like a GPU stage would."""
+
+    name = "hungry"
+
+    def __init__(self, fits):
+        self.fits = fits
+        self.calls = []
+
+    def process_batch(self, rows):
+        self.calls.append([r["sample_id"] for r in rows])
+        if len(rows) > self.fits:
+            import torch
+
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [{**r, "value": -r["value"]} for r in rows]
+
+
+def test_out_of_memory_halves_the_micro_batch_and_retries_the_same_rows():
+    stage = MemoryHungry(fits=2)
+    rows = [_row(i) for i in range(8)]
+    out = run_stage(stage, rows)
+    assert all(r["status"] == schema.PENDING for r in out)
+    assert sorted(r["value"] for r in out) == [-i for i in range(7, -1, -1)]
+    assert [len(c) for c in stage.calls] == [8, 4, 2, 2, 4, 2, 2]
+    assert sorted(sid for c in stage.calls if len(c) == 2 for sid in c) == sorted(r["sample_id"] for r in rows)
+
+
+def test_a_single_row_that_does_not_fit_becomes_an_error_row():
+    stage = MemoryHungry(fits=0)
+    out = run_stage(stage, [_row(0), _row(1)])
+    assert [r["status"] for r in out] == [schema.ERROR, schema.ERROR]
+    assert "OutOfMemoryError" in out[0]["reason"]
