@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 # Set before Ray starts, and inherited by every process it spawns.
@@ -18,21 +19,37 @@ QUIET_ENV = {
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
+
+def prepare_environment(address: str | None) -> None:
+    """Ray reads these when it is imported, so they must be set before the first `import ray`."""
+    env = dict(QUIET_ENV)
+    if not address:
+        env.update(LOOPBACK_ENV)
+    for key, value in env.items():
+        os.environ.setdefault(key, value)
+    ray = sys.modules.get("ray")
+    if ray is not None and not address and not ray.is_initialized():
+        from ray._private import ray_constants
+
+        if ray_constants.ENABLE_RAY_CLUSTER:
+            raise RuntimeError(
+                "Ray was imported before its loopback setting was made; set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
+                "in the environment, or import pipeline.ray_runtime first"
+            )
+
+
 def init_ray(address: str | None, num_cpus: int | None = None) -> dict[str, Any]:
     """Join `address` (or RAY_ADDRESS), or start an embedded single-node Ray on loopback.
     Returns how Ray was reached, for the run's stats."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    prepare_environment(address)
     import ray
 
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if ray.is_initialized():
         return {"mode": "existing", "address": ray.get_runtime_context().gcs_address}
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         return {"mode": "cluster", "address": address}
-    for key, value in LOOPBACK_ENV.items():
-        os.environ.setdefault(key, value)
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=False,
