@@ -1,0 +1,151 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1 for tests.
+
+Each request's behaviour comes from its prompt (the text part of the last user message): the
+first `script` key contained in the prompt gives a list of behaviours, used one per request with
+that key (the last one repeats); with no matching key, a prompt that is itself a behaviour name
+gets that behaviour, anything else gets "good". Every request is recorded."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+GOOD_JSON = '{"objects": ["cat", "cup"], "object": "cup", "change_to": "red"}'
+
+BEHAVIOURS = (
+    "good",  # a JSON answer
+    "malformed",  # JSON cut off half way
+    "fenced",  # the JSON inside ```json fences, with prose around it
+    "refusal",  # a refusal in the content
+    "refusal_field",  # no content, a `refusal` field
+    "empty",  # empty content
+    "slow",  # a good answer after `slow_s`
+    "pause",  # echoes the prompt after a short pause (for concurrency checks)
+    "429",  # too many requests, with Retry-After
+    "500",  # server error
+    "400",  # bad request
+    "echo_auth",  # 401 whose message repeats the Authorization header, as careless servers do
+)
+
+
+class FakeOpenAIServer:
+    def __init__(self, script: dict[str, list[str]] | None = None, slow_s: float = 1.0, retry_after: str = "0.3", pause_s: float = 0.1):
+        self.script = dict(script or {})
+        self.slow_s, self.retry_after, self.pause_s = slow_s, retry_after, pause_s
+        self.requests: list[dict[str, Any]] = []
+        self.max_in_flight = 0
+        self._in_flight = 0
+        self._used: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def prompts(self) -> list[str]:
+        return [r["prompt"] for r in self.requests]
+
+    def _behaviour(self, prompt: str) -> str:
+        with self._lock:
+            for key, plan in self.script.items():
+                if key in prompt:
+                    used = self._used.get(key, 0)
+                    self._used[key] = used + 1
+                    return plan[min(used, len(plan) - 1)]
+        return prompt if prompt in BEHAVIOURS else "good"
+
+    def _enter(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(record)
+            self._in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+def _prompt_of(body: dict[str, Any]) -> str:
+    content = body["messages"][-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def _completion(content: str | None, refusal: str | None = None, finish_reason: str = "stop") -> dict[str, Any]:
+    message = {"role": "assistant", "content": content, "refusal": refusal}
+    return {"id": "fake", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}]}
+
+
+def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            prompt = _prompt_of(body)
+            server._enter({"path": self.path, "headers": dict(self.headers), "body": body, "prompt": prompt})
+            try:
+                self._respond(server._behaviour(prompt), prompt)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client timed out and left
+            finally:
+                server._leave()
+
+        def _respond(self, behaviour: str, prompt: str) -> None:
+            if behaviour == "good":
+                return self._json(200, _completion(GOOD_JSON))
+            if behaviour == "malformed":
+                return self._json(200, _completion(GOOD_JSON[:40]))
+            if behaviour == "fenced":
+                return self._json(200, _completion(f"Here is my answer:\n```json\n{GOOD_JSON}\n```\nHope this helps."))
+            if behaviour == "refusal":
+                return self._json(200, _completion("I'm sorry, but I can't help with that."))
+            if behaviour == "refusal_field":
+                return self._json(200, _completion(None, refusal="This request was declined."))
+            if behaviour == "empty":
+                return self._json(200, _completion(""))
+            if behaviour == "slow":
+                time.sleep(server.slow_s)
+                return self._json(200, _completion(GOOD_JSON))
+            if behaviour == "pause":
+                time.sleep(server.pause_s)
+                return self._json(200, _completion(f"echo: {prompt}"))
+            if behaviour == "429":
+                return self._json(429, {"error": {"message": "rate limited"}}, {"Retry-After": server.retry_after})
+            if behaviour == "500":
+                return self._json(500, {"error": {"message": "internal error"}})
+            if behaviour == "400":
+                return self._json(400, {"error": {"message": "bad request: unknown field"}})
+            if behaviour == "echo_auth":
+                message = f"Incorrect API key provided: {self.headers.get('Authorization')}"
+                return self._json(401, {"error": {"message": message}})
+            raise ValueError(f"unknown behaviour {behaviour!r}")
+
+        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler

@@ -1,0 +1,196 @@
+"""SD3.5 ControlNet adapter: tiny random-weight base and ControlNets (depth, canny) through the
+production loader; checks the conditioning the ControlNet gets, the paste-back and the seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import schema
+from pipeline.stage_runner import run_stage
+from pipeline.tiny_models import sd3_controlnet as tiny_sd3
+from pipeline.tiny_models import zoedepth as tiny_zoedepth
+from stages.flux_fill import row_seed
+from stages.image_io import decode_png, encode_png
+from stages.rows import provenance
+from stages.sd3_controlnet import SD3ControlNetStage, canny_edges, render_depth
+from stages.zoedepth import ZoeDepthStage, read_depth, store_depth
+
+TASKS = ("material_modification", "style_transfer")
+
+
+def _photo(height: int, width: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 90)], axis=2).astype(np.uint8)
+    rgb[16:40, 20:44] = (230, 40, 40)  # a block with hard edges for Canny
+    return rgb
+
+
+def _depth_ramp(height: int, width: int, near: float = 1.0, far: float = 9.0) -> np.ndarray:
+    return np.tile(np.linspace(near, far, width, dtype=np.float32), (height, 1))
+
+
+def _row(index: int, rgb: np.ndarray, prompt: str, mask: np.ndarray | None = None, depth: np.ndarray | None = None, task: str = "material_modification") -> dict:
+    row = {
+        "sample_id": schema.sample_id("sha", f"img{index}.png", task, -1),
+        "task": task,
+        "status": schema.PENDING,
+        "source_image": schema.image_value(encode_png(rgb)),
+        "mask": schema.image_value(encode_png(mask)) if mask is not None else None,
+        "edit": schema.dumps({"prompt": prompt, "material": "marble"}),
+        "width": rgb.shape[1],
+        "height": rgb.shape[0],
+        "_shard": 0,
+        "_unit": f"0:{index}:{task}",
+        "_unit_rows": 1,
+    }
+    if depth is not None:
+        store_depth(row, depth)
+    return row
+
+
+def _through_arrow(rows: list[dict]) -> list[dict]:
+    return schema.rows_to_table(rows).to_pylist()
+
+
+def _run(stage, rows):
+    return {r["sample_id"]: r for r in _through_arrow(run_stage(stage, _through_arrow(rows)))}
+
+
+def _target(row: dict) -> np.ndarray:
+    return decode_png(row["target_image"]["bytes"])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tiny_sd3.build(tmp_path_factory.mktemp("sd3"))
+
+
+def _stage(folder, control: str, **overrides) -> SD3ControlNetStage:
+    args = dict(tasks=TASKS, steps=2, guidance=5.0, resolution=64, max_sequence_length=32, feather_px=2)
+    args.update(overrides)
+    stage = SD3ControlNetStage(str(folder / tiny_sd3.BASE), str(folder / tiny_sd3.CONTROLNETS[control]), control, **args)
+    stage.setup()
+    return stage
+
+
+@pytest.fixture(scope="module")
+def depth_stage(folder):
+    return _stage(folder, "depth")
+
+
+@pytest.fixture(scope="module")
+def canny_stage(folder):
+    return _stage(folder, "canny")
+
+
+def _spy(stage, monkeypatch) -> list[dict]:
+    calls: list[dict] = []
+    pipeline_class = type(stage.pipe)
+    original = pipeline_class.__call__
+
+    def recording(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_class, "__call__", recording)
+    return calls
+
+
+def test_render_depth_is_near_white_far_black_grey():
+    depth = np.array([[1.0, 2.0, 4.0], [8.0, np.nan, 0.0]], np.float32)
+    rendered = render_depth(depth)
+    assert rendered.shape == (2, 3, 3) and rendered.dtype == np.uint8
+    assert (rendered[..., 0] == rendered[..., 2]).all()
+    grey = rendered[..., 0]
+    assert grey[0, 0] == 255 and grey[1, 0] == 0
+    assert grey[0, 0] > grey[0, 1] > grey[0, 2] > grey[1, 0]
+    assert grey[1, 1] == 0 and grey[1, 2] == 0  # invalid depth renders as far
+    assert not render_depth(np.full((4, 4), 3.0)).any()
+
+
+def test_canny_edges_follow_the_block_outline():
+    edges = canny_edges(_photo(64, 64), 100, 200)[..., 0]
+    assert set(np.unique(edges)) == {0, 255}
+    assert edges[16:40, 20].any() and not edges[26:30, 28:36].any()
+
+
+def test_loads_both_controlnets_through_the_production_path(depth_stage, canny_stage):
+    assert depth_stage.pipe.controlnet is not canny_stage.pipe.controlnet
+    assert depth_stage.pipe.transformer.config.qk_norm == "rms_norm"
+    assert depth_stage.uses_model and depth_stage.resources.num_gpus == 1
+
+
+def test_canny_control_image_and_prompts_reach_the_pipeline(canny_stage, monkeypatch):
+    calls = _spy(canny_stage, monkeypatch)
+    rows = [_row(0, _photo(64, 64), "make it marble"), _row(1, np.ascontiguousarray(_photo(64, 64)[::-1]), "make it wood")]
+    out = _run(canny_stage, rows)
+    assert len(calls) == 1
+    assert calls[0]["prompt"] == ["make it marble", "make it wood"]
+    assert calls[0]["controlnet_conditioning_scale"] == canny_stage.conditioning_scale
+    for control, row in zip(calls[0]["control_image"], rows):
+        expected = canny_edges(decode_png(row["source_image"]["bytes"]), canny_stage.canny_low, canny_stage.canny_high)
+        assert expected.any() and np.array_equal(np.asarray(control), expected)
+        done = out[row["sample_id"]]
+        assert _target(done).shape == (64, 64, 3)
+        record = provenance(done)["stages"]["sd3_controlnet"]
+        assert record["control"] == "canny" and record["seed"] == row_seed(row["sample_id"], canny_stage.base_seed)
+
+
+def test_depth_control_image_is_the_rows_depth_rendering(depth_stage, monkeypatch):
+    calls = _spy(depth_stage, monkeypatch)
+    depth = _depth_ramp(64, 64)
+    row = _row(0, _photo(64, 64), "make it marble", depth=depth)
+    run_stage(depth_stage, _through_arrow([row]))
+    control = np.asarray(calls[0]["control_image"][0])
+    assert np.array_equal(control, render_depth(read_depth(row)))
+    assert control[0, 0, 0] == 255 and control[0, -1, 0] == 0  # the near left edge is white
+
+
+def test_the_control_image_steers_the_result(depth_stage):
+    rgb = _photo(64, 64)
+    near_left = _run(depth_stage, [_row(0, rgb, "marble", depth=_depth_ramp(64, 64))])
+    near_right = _run(depth_stage, [_row(0, rgb, "marble", depth=_depth_ramp(64, 64)[:, ::-1].copy())])
+    (a,), (b,) = near_left.values(), near_right.values()
+    assert not np.array_equal(_target(a), _target(b))
+
+
+def test_mask_limits_the_change_and_no_mask_regenerates_everything(canny_stage):
+    rgb = _photo(64, 64)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[8:40, 8:40] = 255
+    masked, whole = _row(0, rgb, "marble", mask=mask), _row(1, rgb, "marble")
+    out = _run(canny_stage, [masked, whole])
+    inside = mask > 127
+    target = _target(out[masked["sample_id"]])
+    assert np.array_equal(target[~inside], rgb[~inside])
+    assert not np.array_equal(target[inside], rgb[inside])
+    assert (_target(out[whole["sample_id"]]) != rgb).any(axis=2)[~inside].mean() > 0.5
+
+
+def test_same_seed_repeats_and_another_seed_differs(canny_stage, folder):
+    rows = [_row(0, _photo(64, 64), "marble"), _row(1, _photo(64, 64), "marble")]
+    first = _run(canny_stage, rows)
+    torch.manual_seed(12345)  # whatever ran before must not matter
+    torch.rand(7)
+    state = torch.get_rng_state()
+    again = _run(canny_stage, rows)
+    assert torch.equal(state, torch.get_rng_state())  # the global generator is left as it was
+    for sid in first:
+        assert first[sid]["target_image"]["bytes"] == again[sid]["target_image"]["bytes"]
+    assert first[rows[0]["sample_id"]]["target_image"]["bytes"] != first[rows[1]["sample_id"]]["target_image"]["bytes"]
+    reseeded = _run(_stage(folder, "canny", base_seed=3), rows[:1])
+    assert reseeded[rows[0]["sample_id"]]["target_image"]["bytes"] != first[rows[0]["sample_id"]]["target_image"]["bytes"]
+
+
+def test_depth_stage_output_feeds_the_depth_controlnet(depth_stage, tmp_path_factory):
+    zoe = ZoeDepthStage(str(tiny_zoedepth.build(tmp_path_factory.mktemp("zoe"))), tasks=TASKS)
+    zoe.setup()
+    with_depth, without = _row(0, _photo(64, 64), "marble"), _row(1, _photo(64, 64), "marble")
+    rows = run_stage(zoe, _through_arrow([with_depth]))
+    out = _run(depth_stage, rows + [without])
+    assert out[with_depth["sample_id"]]["status"] == schema.PENDING
+    assert _target(out[with_depth["sample_id"]]).shape == (64, 64, 3)
+    assert out[without["sample_id"]]["status"] == schema.ERROR
+    assert "no depth map" in out[without["sample_id"]]["reason"]
