@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pipeline import config as config_mod
+from pipeline import models_cli
 from pipeline.annotations import AnnotationError
 from pipeline.inputs import InputError
 from pipeline.task_names import ALIAS_OF, TASK_IDS, UnknownTaskError, parse_tasks
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list the task ids and aliases", description="List the task ids, aliases and implemented profiles.")
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
+    models_cli.add_parser(sub)
     sh = sub.add_parser("sheet", help="draw a PNG contact sheet of a run's triplets", description="Draw source | mask | target with both instructions.")
     sh.add_argument("run_dir")
     sh.add_argument("--out", required=True, help="PNG file to write")
@@ -129,4 +131,5 @@ def cmd_sheet(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet}[args.command](args)
+    commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run}
+    return commands[args.command](args)
