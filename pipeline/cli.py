@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
     models_cli.add_parser(sub)
+    pl = sub.add_parser("plan", help="show how a profile's model stages fit on GPUs, loading nothing", description="Fit the model stages onto GPUs from the registry's sizes.")
+    pl.add_argument("--profile", default="gpu")
+    pl.add_argument("--task", default="all")
+    pl.add_argument("--gpus-per-node", type=int, help="default: gpu.gpus_per_node")
+    pl.add_argument("--gpu-mem", type=float, help="GB per GPU (default: gpu.gpu_mem_gb)")
+    pl.add_argument("--nodes", type=int, default=1)
+    pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     sh = sub.add_parser("sheet", help="draw a PNG contact sheet of a run's triplets", description="Draw source | mask | target with both instructions.")
     sh.add_argument("run_dir")
     sh.add_argument("--out", required=True, help="PNG file to write")
@@ -129,7 +136,26 @@ def cmd_sheet(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from pipeline.gpu_plan import format_plan, plan
+
+    try:
+        cfg = config_mod.load_config(args.profile, overrides=[config_mod.parse_set(s) for s in args.set])
+        tasks = parse_tasks(args.task)
+    except (config_mod.ConfigError, UnknownTaskError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    gpus = args.gpus_per_node or cfg["gpu"]["gpus_per_node"]
+    mem = args.gpu_mem or cfg["gpu"]["gpu_mem_gb"]
+    rows, problems = plan(cfg, tasks, gpus, mem, args.nodes)
+    print(f"profile {args.profile}: {args.nodes} node(s) x {gpus} GPU(s) of {mem:g} GB")
+    print(format_plan(rows))
+    for problem in problems:
+        print(f"does not fit: {problem}", file=sys.stderr)
+    return USAGE_ERROR if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run}
+    commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run, "plan": cmd_plan}
     return commands[args.command](args)
