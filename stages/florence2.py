@@ -18,6 +18,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from stages.base import Resources, Row, Stage
 from stages.image_io import decode_png
 from stages.rows import record_fallback, record_stage, update_work, work
+from stages.torch_device import LoadedModel, dtype_name, load_model
 
 OD = "<OD>"
 PHRASE_GROUNDING = "<CAPTION_TO_PHRASE_GROUNDING>"
@@ -28,25 +29,11 @@ BOX_TASKS = (OD, PHRASE_GROUNDING)
 LOCATION_BINS = 1000  # Florence-2 quantises each axis into this many bins, whatever the image size
 
 
-@dataclass(frozen=True)
-class Florence2:
-    model: Any
-    processor: Any
-    device: torch.device
-    dtype: torch.dtype
-
-
-def device_and_dtype() -> tuple[torch.device, torch.dtype]:
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
-    return torch.device("cpu"), torch.float32
+Florence2 = LoadedModel  # the model, its processor, and where they run
 
 
 def load_florence2(model_ref: str, revision: str | None = None) -> Florence2:
-    device, dtype = device_and_dtype()
-    model = AutoModelForImageTextToText.from_pretrained(model_ref, revision=revision, dtype=dtype, use_safetensors=True)
-    processor = AutoProcessor.from_pretrained(model_ref, revision=revision)
-    return Florence2(model.to(device).eval(), processor, device, dtype)
+    return load_model(AutoModelForImageTextToText, AutoProcessor, model_ref, revision)
 
 
 def generate_texts(
@@ -219,7 +206,7 @@ class Florence2GroundingStage(Stage):
             self.name,
             model=self.model_ref,
             revision=self.revision,
-            dtype=str(self.florence.dtype).removeprefix("torch."),
+            dtype=dtype_name(self.florence.dtype),
             prompts=prompts,
             found=len(objects),
         )

@@ -17,6 +17,7 @@ from stages.base import Resources, Row, Stage
 from stages.image_io import decode_png
 from stages.mllm_json import ParsedReply, parse_reply
 from stages.rows import record_fallback, record_stage, update_work, work
+from stages.torch_device import load_model, model_info
 
 # (images, prompts, max_new_tokens, temperature) -> one reply per prompt: a string, or a result
 # object with `ok`, `text`, `failure` and `reason` (what OpenAIChatClient returns)
@@ -38,14 +39,6 @@ STRICT_SUFFIX = (
 )
 
 
-def device_and_dtype():
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
-    return torch.device("cpu"), torch.float32
-
-
 class QwenVL:
     """Qwen2_5_VLForConditionalGeneration and its processor, loaded once."""
 
@@ -53,14 +46,11 @@ class QwenVL:
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
         self.model_ref, self.revision = model_ref, revision
-        self.device, self.dtype = device_and_dtype()
-        self.processor = AutoProcessor.from_pretrained(model_ref, revision=revision)
+        self.model, self.processor, self.device, self.dtype = load_model(
+            Qwen2_5_VLForConditionalGeneration, AutoProcessor, model_ref, revision
+        )
         # generation continues each prompt from its last token, so batches pad on the left
         self.processor.tokenizer.padding_side = "left"
-        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-            model_ref, revision=revision, use_safetensors=True, dtype=self.dtype
-        )
-        self.model.to(self.device).eval()
 
     def generate(
         self, images: Sequence[np.ndarray], prompts: Sequence[str], max_new_tokens: int = 256, temperature: float = 0.0
@@ -91,8 +81,7 @@ class QwenVL:
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
 
     def describe(self) -> dict[str, Any]:
-        revision = self.revision or getattr(self.model.config, "_commit_hash", None)
-        return {"model": self.model_ref, "revision": revision, "dtype": str(self.dtype).removeprefix("torch.")}
+        return model_info(self.model_ref, self.revision, self.model, self.dtype)
 
 
 def reply_text(reply: Any) -> tuple[str | None, str | None]:

@@ -8,9 +8,6 @@ checkpoints with `from_pretrained` (safetensors, no remote code) and run unchang
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import cv2
 import numpy as np
 import torch
@@ -20,27 +17,14 @@ from stages.base import Resources, Row, Stage
 from stages.grabcut_mask import clean_mask, ellipse_mask
 from stages.image_io import decode_png, encode_png
 from stages.rows import record_fallback, record_stage, set_blob, work
+from stages.torch_device import LoadedModel, dtype_name, load_model
 
 
-@dataclass(frozen=True)
-class Sam2:
-    model: Any
-    processor: Any
-    device: torch.device
-    dtype: torch.dtype
-
-
-def device_and_dtype() -> tuple[torch.device, torch.dtype]:
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
-    return torch.device("cpu"), torch.float32
+Sam2 = LoadedModel  # the model, its processor, and where they run
 
 
 def load_sam2(model_ref: str, revision: str | None = None) -> Sam2:
-    device, dtype = device_and_dtype()
-    model = Sam2Model.from_pretrained(model_ref, revision=revision, dtype=dtype, use_safetensors=True)
-    processor = AutoProcessor.from_pretrained(model_ref, revision=revision)
-    return Sam2(model.to(device).eval(), processor, device, dtype)
+    return load_model(Sam2Model, AutoProcessor, model_ref, revision)
 
 
 def xywh_to_xyxy(box: list[float]) -> list[float]:
@@ -174,7 +158,7 @@ class Sam2MaskStage(Stage):
             self.name,
             model=self.model_ref,
             revision=self.revision,
-            dtype=str(self.sam.dtype).removeprefix("torch."),
+            dtype=dtype_name(self.sam.dtype),
             methods=methods,
             predicted_iou=[round(float(s), 4) for s in scores],
         )

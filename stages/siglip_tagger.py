@@ -15,6 +15,7 @@ import numpy as np
 from stages.base import Resources, Row, Stage
 from stages.image_io import decode_png
 from stages.rows import record_stage, update_work
+from stages.torch_device import load_model, model_info
 
 DEFAULT_VOCABULARY = pathlib.Path(__file__).resolve().parents[1] / "configs" / "tag_vocabulary.txt"
 # SigLIP's own zero-shot prompt; its text tower was trained on lowercase captions
@@ -48,14 +49,6 @@ def select_tags(scores: np.ndarray, vocabulary: Sequence[str], threshold: float,
     return chosen
 
 
-def torch_device_and_dtype():
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
-    return torch.device("cpu"), torch.float32
-
-
 class SiglipTagger:
     """SiglipModel + its processor. Text embeddings of the whole vocabulary are computed once
     here; each call then costs one image-tower pass and one matrix product."""
@@ -76,10 +69,7 @@ class SiglipTagger:
         self.model_ref, self.revision = model_ref, revision
         self.vocabulary = list(vocabulary)
         self.threshold, self.max_tags = threshold, max_tags
-        self.device, self.dtype = torch_device_and_dtype()
-        self.processor = AutoProcessor.from_pretrained(model_ref, revision=revision)
-        self.model = SiglipModel.from_pretrained(model_ref, revision=revision, use_safetensors=True, dtype=self.dtype)
-        self.model.to(self.device).eval()
+        self.model, self.processor, self.device, self.dtype = load_model(SiglipModel, AutoProcessor, model_ref, revision)
         with torch.inference_mode():
             chunks = [
                 self._embed_texts([prompt.format(w) for w in self.vocabulary[i : i + text_batch_size]])
@@ -113,8 +103,7 @@ class SiglipTagger:
         return select_tags(self.scores(images), self.vocabulary, self.threshold, self.max_tags)
 
     def describe(self) -> dict[str, Any]:
-        revision = self.revision or getattr(self.model.config, "_commit_hash", None)
-        return {"model": self.model_ref, "revision": revision, "dtype": str(self.dtype).removeprefix("torch.")}
+        return model_info(self.model_ref, self.revision, self.model, self.dtype)
 
 
 class SiglipTagStage(Stage):

@@ -10,6 +10,7 @@ import numpy as np
 from stages.base import Resources, Row, Stage
 from stages.image_io import decode_png
 from stages.rows import blob, record_stage, set_blob, update_work, work
+from stages.torch_device import dtype_name, load_model
 
 DEPTH_BLOB = "depth"
 _UNITS = 65535  # the top of uint16
@@ -50,12 +51,6 @@ def read_depth(row: Row) -> np.ndarray | None:
     return decode_depth_png16(data, work(row)["depth_metres_per_unit"])
 
 
-def _device_and_dtype():
-    import torch
-
-    return ("cuda", torch.bfloat16) if torch.cuda.is_available() else ("cpu", torch.float32)
-
-
 class ZoeDepthStage(Stage):
     name = "zoedepth"
     uses_model = True
@@ -69,10 +64,9 @@ class ZoeDepthStage(Stage):
     def setup(self) -> None:
         from transformers import AutoImageProcessor, ZoeDepthForDepthEstimation
 
-        self.device, self.dtype = _device_and_dtype()
-        self.processor = AutoImageProcessor.from_pretrained(self.model_ref, revision=self.revision)
-        model = ZoeDepthForDepthEstimation.from_pretrained(self.model_ref, revision=self.revision, use_safetensors=True, dtype=self.dtype)
-        self.model = model.to(self.device).eval()
+        self.model, self.processor, self.device, self.dtype = load_model(
+            ZoeDepthForDepthEstimation, AutoImageProcessor, self.model_ref, self.revision
+        )
 
     def estimate(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Depth in metres at each image's own size. Images whose preprocessed tensors share a shape
@@ -105,7 +99,7 @@ class ZoeDepthStage(Stage):
                 self.name,
                 model=self.model_ref,
                 revision=self.revision,
-                dtype=str(self.dtype).removeprefix("torch."),
+                dtype=dtype_name(self.dtype),
                 metres_per_unit=metres_per_unit,
                 depth_range_m=[round(float(depth.min()), 4), round(float(depth.max()), 4)],
             )

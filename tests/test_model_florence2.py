@@ -11,15 +11,16 @@ from stages.florence2 import (
     OD,
     PHRASE_GROUNDING,
     Florence2GroundingStage,
-    device_and_dtype,
     loc_to_pixel,
     objects_from_boxes,
     parse_generation,
     parse_loc_boxes,
     run_task,
 )
-from stages.image_io import encode_png
 from stages.rows import provenance, work
+from stages.torch_device import device_and_dtype
+from tests.model_rows import noise_image as _image
+from tests.model_rows import pipeline_row
 
 TASK = "color_alteration"
 DEVICE, DTYPE = device_and_dtype()  # CPU float32 here; CUDA bfloat16 where a GPU is present
@@ -35,24 +36,7 @@ def stage(tmp_path_factory):
 
 
 def _row(rgb, work_state, task=TASK, index=0):
-    height, width = rgb.shape[:2]
-    return {
-        "sample_id": f"s{index}",
-        "task": task,
-        "status": schema.PENDING,
-        "source_image": schema.image_value(encode_png(rgb), f"img{index}.png"),
-        "width": width,
-        "height": height,
-        "_shard": 0,
-        "_unit": f"0:{index}:{task}",
-        "_unit_rows": 1,
-        "_input": schema.dumps({"index": index, "key": f"img{index}.png", "uri": f"img{index}.png"}),
-        "_work": schema.dumps(work_state),
-    }
-
-
-def _image(height, width, seed):
-    return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return pipeline_row(rgb, index, task, work=work_state)
 
 
 def test_location_tokens_become_pixel_boxes_on_a_640x480_image():

@@ -9,16 +9,15 @@ import pytest
 from pipeline import schema
 from pipeline.stage_runner import run_stage
 from pipeline.tiny_models import flux_fill as tiny_flux_fill
-from stages.flux_fill import FluxFillStage, dilate, paste_inside, row_seed, working_size
-from stages.image_io import decode_mask, decode_png, encode_png
+from stages.diffusion_common import dilate, paste_inside, row_seed, working_size
+from stages.flux_fill import FluxFillStage
+from stages.image_io import decode_mask, decode_png
 from stages.rows import provenance
+from tests.model_rows import gradient_photo as _photo
+from tests.model_rows import pipeline_row, record_pipeline_calls, through_arrow
+from tests.model_rows import run_through_arrow as _run
 
 TASKS = ("subject_remove", "subject_replace")
-
-
-def _photo(height: int, width: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:height, 0:width]
-    return np.stack([xx * 255 // width, yy * 255 // height, (xx * yy) % 256], axis=2).astype(np.uint8)
 
 
 def _box_mask(height: int, width: int) -> np.ndarray:
@@ -28,28 +27,8 @@ def _box_mask(height: int, width: int) -> np.ndarray:
 
 
 def _row(index: int, rgb: np.ndarray, mask: np.ndarray, prompt: str, task: str = "subject_replace", key: str | None = None) -> dict:
-    key = key or f"img{index}.png"
-    return {
-        "sample_id": schema.sample_id("sha", key, task, -1),
-        "task": task,
-        "status": schema.PENDING,
-        "source_image": schema.image_value(encode_png(rgb)),
-        "mask": schema.image_value(encode_png(mask)),
-        "edit": schema.dumps({"prompt": prompt, "object": "thing"}),
-        "width": rgb.shape[1],
-        "height": rgb.shape[0],
-        "_shard": 0,
-        "_unit": f"0:{index}:{task}",
-        "_unit_rows": 1,
-    }
-
-
-def _through_arrow(rows: list[dict]) -> list[dict]:
-    return schema.rows_to_table(rows).to_pylist()
-
-
-def _run(stage, rows):
-    return {r["sample_id"]: r for r in _through_arrow(run_stage(stage, _through_arrow(rows)))}
+    sample_id = schema.sample_id("sha", key or f"img{index}.png", task, -1)
+    return pipeline_row(rgb, index, task, sample_id=sample_id, mask=mask, edit={"prompt": prompt, "object": "thing"})
 
 
 def _stage(folder, **overrides) -> FluxFillStage:
@@ -73,16 +52,7 @@ def stage(folder):
 @pytest.fixture()
 def spy(stage, monkeypatch):
     """Records the keyword arguments of every pipeline call and lets it run."""
-    calls: list[dict] = []
-    pipeline_class = type(stage.pipe)
-    original = pipeline_class.__call__
-
-    def recording(self, *args, **kwargs):
-        calls.append(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(pipeline_class, "__call__", recording)
-    return calls
+    return record_pipeline_calls(stage.pipe, monkeypatch)
 
 
 def test_working_size_keeps_area_aspect_and_multiple():
@@ -152,7 +122,7 @@ def test_rows_of_one_size_share_a_call_with_their_own_prompts_and_masks(stage, s
         _row(2, _photo(64, 64), 255 - _box_mask(64, 64), "a blue sky"),
         _row(3, _photo(64, 64), _box_mask(64, 64), "ignored", task="tone_transformation"),
     ]
-    run_stage(stage, _through_arrow(rows))
+    run_stage(stage, through_arrow(rows))
     wide = working_size(48, 80, stage.resolution, stage.multiple)
     assert sorted((c["height"], c["width"], len(c["prompt"])) for c in spy) == [(*wide, 1), (64, 64, 2)]
     square = next(c for c in spy if c["height"] == 64)

@@ -1,14 +1,14 @@
-import numpy as np
 import pytest
 
 from pipeline import schema
 from pipeline.stage_runner import run_stage
 from pipeline.tiny_models import qwen2_5_vl as tiny_qwen
-from stages.image_io import encode_png
 from stages.mllm_json import extract_json_object, parse_reply, validate
 from stages.openai_client import ChatResult
 from stages.qwen2_5_vl import CHOICE_SCHEMA, QwenChooseEditStage, QwenVL, read_edit_choice
 from stages.rows import provenance, work
+from tests.model_rows import noise_image as _image
+from tests.model_rows import pipeline_row
 
 GOOD = '{"objects": ["cat", "cup"], "object": "cup", "change_to": "red"}'
 EXISTING = {"object": "cat", "change_to": "blue"}
@@ -24,18 +24,8 @@ def model(tiny_ref):
     return QwenVL(tiny_ref)
 
 
-def _image(height, width, seed):
-    return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
-
-
 def _row(rgb, index=0, state=None):
-    return {
-        "sample_id": f"s{index}",
-        "task": "color_alteration",
-        "status": schema.PENDING,
-        "source_image": schema.image_value(encode_png(rgb), f"img{index}.png"),
-        "_work": schema.dumps(state or {}),
-    }
+    return pipeline_row(rgb, index, "color_alteration", work=state)
 
 
 # -- JSON extraction and validation on hand-written replies ---------------------------------------

@@ -6,17 +6,18 @@ from pipeline import schema
 from pipeline.stage_runner import run_stage
 from pipeline.tiny_models import sam2 as tiny_sam2
 from stages.grabcut_mask import GrabCutMaskStage, ellipse_mask
-from stages.image_io import decode_mask, decode_png, encode_png
+from stages.image_io import decode_mask, decode_png
 from stages.rows import blob, provenance
 from stages.sam2_masks import (
     Sam2MaskStage,
     box_coverage,
     choose_best_masks,
-    device_and_dtype,
     predict_box_masks,
     refine_mask,
     xywh_to_xyxy,
 )
+from stages.torch_device import device_and_dtype
+from tests.model_rows import pipeline_row
 
 TASK = "color_alteration"
 DEVICE, DTYPE = device_and_dtype()  # CPU float32 here; CUDA bfloat16 where a GPU is present
@@ -42,21 +43,8 @@ def _image(height, width, seed):
 
 
 def _row(rgb, selected, task=TASK, index=0):
-    height, width = rgb.shape[:2]
     objects = [dict(o) for o in selected]
-    return {
-        "sample_id": f"s{index}",
-        "task": task,
-        "status": schema.PENDING,
-        "source_image": schema.image_value(encode_png(rgb), f"img{index}.png"),
-        "width": width,
-        "height": height,
-        "_shard": 0,
-        "_unit": f"0:{index}:{task}",
-        "_unit_rows": 1,
-        "_input": schema.dumps({"index": index, "key": f"img{index}.png", "uri": f"img{index}.png"}),
-        "_work": schema.dumps({"objects": objects, "selected": selected}),
-    }
+    return pipeline_row(rgb, index, task, work={"objects": objects, "selected": selected})
 
 
 def test_best_mask_is_the_candidate_with_highest_predicted_iou():

@@ -11,11 +11,13 @@ from pipeline import schema
 from pipeline.stage_runner import run_stage
 from pipeline.tiny_models import sd3_controlnet as tiny_sd3
 from pipeline.tiny_models import zoedepth as tiny_zoedepth
-from stages.flux_fill import row_seed
-from stages.image_io import decode_png, encode_png
+from stages.diffusion_common import row_seed
+from stages.image_io import decode_png
 from stages.rows import provenance
 from stages.sd3_controlnet import SD3ControlNetStage, canny_edges, render_depth
 from stages.zoedepth import ZoeDepthStage, read_depth, store_depth
+from tests.model_rows import pipeline_row, record_pipeline_calls, through_arrow
+from tests.model_rows import run_through_arrow as _run
 
 TASKS = ("material_modification", "style_transfer")
 
@@ -32,30 +34,11 @@ def _depth_ramp(height: int, width: int, near: float = 1.0, far: float = 9.0) ->
 
 
 def _row(index: int, rgb: np.ndarray, prompt: str, mask: np.ndarray | None = None, depth: np.ndarray | None = None, task: str = "material_modification") -> dict:
-    row = {
-        "sample_id": schema.sample_id("sha", f"img{index}.png", task, -1),
-        "task": task,
-        "status": schema.PENDING,
-        "source_image": schema.image_value(encode_png(rgb)),
-        "mask": schema.image_value(encode_png(mask)) if mask is not None else None,
-        "edit": schema.dumps({"prompt": prompt, "material": "marble"}),
-        "width": rgb.shape[1],
-        "height": rgb.shape[0],
-        "_shard": 0,
-        "_unit": f"0:{index}:{task}",
-        "_unit_rows": 1,
-    }
+    sample_id = schema.sample_id("sha", f"img{index}.png", task, -1)
+    row = pipeline_row(rgb, index, task, sample_id=sample_id, mask=mask, edit={"prompt": prompt, "material": "marble"})
     if depth is not None:
         store_depth(row, depth)
     return row
-
-
-def _through_arrow(rows: list[dict]) -> list[dict]:
-    return schema.rows_to_table(rows).to_pylist()
-
-
-def _run(stage, rows):
-    return {r["sample_id"]: r for r in _through_arrow(run_stage(stage, _through_arrow(rows)))}
 
 
 def _target(row: dict) -> np.ndarray:
@@ -85,19 +68,6 @@ def canny_stage(folder):
     return _stage(folder, "canny")
 
 
-def _spy(stage, monkeypatch) -> list[dict]:
-    calls: list[dict] = []
-    pipeline_class = type(stage.pipe)
-    original = pipeline_class.__call__
-
-    def recording(self, *args, **kwargs):
-        calls.append(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(pipeline_class, "__call__", recording)
-    return calls
-
-
 def test_render_depth_is_near_white_far_black_grey():
     depth = np.array([[1.0, 2.0, 4.0], [8.0, np.nan, 0.0]], np.float32)
     rendered = render_depth(depth)
@@ -123,7 +93,7 @@ def test_loads_both_controlnets_through_the_production_path(depth_stage, canny_s
 
 
 def test_canny_control_image_and_prompts_reach_the_pipeline(canny_stage, monkeypatch):
-    calls = _spy(canny_stage, monkeypatch)
+    calls = record_pipeline_calls(canny_stage.pipe, monkeypatch)
     rows = [_row(0, _photo(64, 64), "make it marble"), _row(1, np.ascontiguousarray(_photo(64, 64)[::-1]), "make it wood")]
     out = _run(canny_stage, rows)
     assert len(calls) == 1
@@ -139,10 +109,10 @@ def test_canny_control_image_and_prompts_reach_the_pipeline(canny_stage, monkeyp
 
 
 def test_depth_control_image_is_the_rows_depth_rendering(depth_stage, monkeypatch):
-    calls = _spy(depth_stage, monkeypatch)
+    calls = record_pipeline_calls(depth_stage.pipe, monkeypatch)
     depth = _depth_ramp(64, 64)
     row = _row(0, _photo(64, 64), "make it marble", depth=depth)
-    run_stage(depth_stage, _through_arrow([row]))
+    run_stage(depth_stage, through_arrow([row]))
     control = np.asarray(calls[0]["control_image"][0])
     assert np.array_equal(control, render_depth(read_depth(row)))
     assert control[0, 0, 0] == 255 and control[0, -1, 0] == 0  # the near left edge is white
@@ -188,7 +158,7 @@ def test_depth_stage_output_feeds_the_depth_controlnet(depth_stage, tmp_path_fac
     zoe = ZoeDepthStage(str(tiny_zoedepth.build(tmp_path_factory.mktemp("zoe"))), tasks=TASKS)
     zoe.setup()
     with_depth, without = _row(0, _photo(64, 64), "marble"), _row(1, _photo(64, 64), "marble")
-    rows = run_stage(zoe, _through_arrow([with_depth]))
+    rows = run_stage(zoe, through_arrow([with_depth]))
     out = _run(depth_stage, rows + [without])
     assert out[with_depth["sample_id"]]["status"] == schema.PENDING
     assert _target(out[with_depth["sample_id"]]).shape == (64, 64, 3)

@@ -5,10 +5,11 @@ import torch
 from pipeline import schema
 from pipeline.stage_runner import run_stage
 from pipeline.tiny_models import siglip as tiny_siglip
-from stages.image_io import encode_png
 from stages.rows import provenance, work
 from stages.siglip_tagger import DEFAULT_VOCABULARY, SiglipTagStage, load_vocabulary, select_tags
 from stages.vocabulary import OBJECT_ZH
+from tests.model_rows import noise_image as _image
+from tests.model_rows import pipeline_row
 
 
 @pytest.fixture(scope="module")
@@ -20,17 +21,7 @@ def stage(tmp_path_factory):
 
 
 def _row(rgb, index=0):
-    return {
-        "sample_id": f"s{index}",
-        "task": "color_alteration",
-        "status": schema.PENDING,
-        "source_image": schema.image_value(encode_png(rgb), f"img{index}.png"),
-        "_work": schema.dumps({"objects": None}),
-    }
-
-
-def _image(height, width, seed):
-    return np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return pipeline_row(rgb, index, "color_alteration", work={"objects": None})
 
 
 def test_shipped_vocabulary_covers_coco_and_the_sample_labels():

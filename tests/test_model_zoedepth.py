@@ -7,37 +7,20 @@ import numpy as np
 import pytest
 
 from pipeline import schema
-from pipeline.stage_runner import run_stage
 from pipeline.tiny_models import zoedepth as tiny_zoedepth
-from stages.image_io import encode_png
 from stages.rows import blob, provenance, work
 from stages.zoedepth import DEPTH_BLOB, ZoeDepthStage, decode_depth_png16, encode_depth_png16, read_depth, store_depth
+from tests.model_rows import gradient_photo, pipeline_row, run_through_arrow
 
 
 def _photo(height: int, width: int) -> np.ndarray:
-    yy, xx = np.mgrid[0:height, 0:width]
-    rgb = np.stack([xx * 255 // width, yy * 255 // height, (xx * yy) % 256], axis=2).astype(np.uint8)
+    rgb = gradient_photo(height, width)
     rgb[height // 4 : height // 2, width // 4 : width // 2] = (200, 30, 30)
     return rgb
 
 
 def _row(index: int, rgb: np.ndarray, task: str) -> dict:
-    return {
-        "sample_id": schema.sample_id(f"sha{index}", f"img{index}.png", task, -1),
-        "task": task,
-        "status": schema.PENDING,
-        "source_image": schema.image_value(encode_png(rgb)),
-        "width": rgb.shape[1],
-        "height": rgb.shape[0],
-        "_shard": 0,
-        "_unit": f"0:{index}:{task}",
-        "_unit_rows": 1,
-    }
-
-
-def _through_arrow(rows: list[dict]) -> list[dict]:
-    """Rows as a Ray actor receives and returns them."""
-    return schema.rows_to_table(rows).to_pylist()
+    return pipeline_row(rgb, index, task, sample_id=schema.sample_id(f"sha{index}", f"img{index}.png", task, -1))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +66,7 @@ def test_stage_is_a_fractional_gpu_model_stage(stage):
 def test_stage_writes_depth_at_source_size_for_its_tasks_only(stage):
     images = [_photo(64, 64), _photo(48, 80), _photo(64, 64)]
     rows = [_row(0, images[0], "material_modification"), _row(1, images[1], "material_modification"), _row(2, images[2], "subject_add")]
-    out = {r["sample_id"]: r for r in _through_arrow(run_stage(stage, _through_arrow(rows)))}
+    out = run_through_arrow(stage, rows)
 
     expected = stage.estimate(images[:2])
     for row, rgb, model_depth in zip(rows[:2], images[:2], expected):
