@@ -27,7 +27,7 @@ LOADS["controlnet_canny"] = ["sd3_5", "controlnet_canny"]
 
 def _sized(stage: Stage, params: dict[str, Any]) -> Stage:
     stage.resources = Resources(
-        num_cpus=0.5,
+        num_cpus=float(params["num_cpus"]),
         num_gpus=float(params["num_gpus"]),
         batch_size=int(params["batch_size"]),
         concurrency=int(params["concurrency"]),
@@ -80,4 +80,5 @@ def make_stage(family: str, cfg: dict[str, Any], tasks: tuple[str, ...] | None) 
         )
     else:
         raise KeyError(f"no stage for model family {family!r}")
+    stage.families = tuple(LOADS[family])  # what the runner must have on disk first, for tiny twins
     return _sized(stage, params)

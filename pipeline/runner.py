@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config as config_mod
+from pipeline import models
 from pipeline.inputs import discover
 from pipeline.manifest import build_manifest, summary_table, write_manifest
+from pipeline.resource_check import NotEnoughResources, check_fits
 from pipeline.run_dir import RunDir, atomic_write
 from pipeline.task_names import ALIAS_OF, TASK_IDS
 from stages.decode import DecodeLimits
@@ -68,10 +70,20 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="input", desc="inputs x tasks", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
-def run_pipeline(cfg: dict[str, Any], log=print) -> RunResult:
+def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
+    """Tiny twins are built here, once, before any actor wants them."""
+    families = sorted({f for stage in stages for f in getattr(stage, "families", ())})
+    models.ensure_tiny(cfg, families, log=log)
+
+
+def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None) -> RunResult:
+    """Run (or resume) the configured tasks. `task_stages` replaces the recipes' stages, for
+    library use and tests that run a chain of their own."""
     t0 = time.perf_counter()
     tasks = cfg["run"]["tasks"]
-    task_stages = [stage for task in tasks for stage in build_stages(task, cfg)]  # fails fast if a task is missing
+    if task_stages is None:
+        task_stages = [stage for task in tasks for stage in build_stages(task, cfg)]  # fails fast if a task is missing
+    ensure_models(cfg, task_stages, log)
     run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
     plan = _plan(run, cfg, log)
     pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
@@ -83,6 +95,12 @@ def run_pipeline(cfg: dict[str, Any], log=print) -> RunResult:
 
         stats["ray"] = init_ray(cfg["ray"]["address"], cfg["ray"]["num_cpus"])
         quiet_ray_data()
+        import ray
+
+        try:
+            check_fits(task_stages, cfg["ray"]["writer_cpus"], ray.cluster_resources())
+        except NotEnoughResources as exc:
+            raise RunFailed(str(exc)) from None
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
         units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
         decode = DecodeStage(DecodeLimits(**cfg["decode"]))

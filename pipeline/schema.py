@@ -18,7 +18,7 @@ FINAL_STATUSES = (OK, REJECTED, ERROR, SKIPPED)
 CANDIDATE_STATUSES = (OK, REJECTED)  # rows in candidates/, always with both images
 NO_CANDIDATE_STATUSES = (ERROR, SKIPPED)  # rows in errors/
 
-IMAGE_COLUMNS = ("source_image", "target_image", "mask")
+IMAGE_COLUMNS = ("source_image", "target_image", "mask", "depth")
 JSON_COLUMNS = ("edit", "scores", "judge", "provenance")
 
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -29,6 +29,7 @@ ROW_FIELDS = [
     pa.field("source_image", IMAGE_TYPE),
     pa.field("target_image", IMAGE_TYPE),
     pa.field("mask", IMAGE_TYPE),
+    pa.field("depth", IMAGE_TYPE),  # 16-bit PNG where a depth model ran; metres per unit in provenance
     pa.field("instruction_en", pa.string()),
     pa.field("instruction_zh", pa.string()),
     pa.field("edit", pa.string()),

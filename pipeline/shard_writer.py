@@ -35,6 +35,9 @@ def _finalise(row: dict[str, Any]) -> dict[str, Any]:
         row["status"], row["reason"] = schema.ERROR, "pipeline: the row reached the end without a verdict"
     elif status in schema.CANDIDATE_STATUSES and (not row.get("source_image") or not row.get("target_image")):
         row["status"], row["reason"] = schema.ERROR, f"pipeline: a {status} row lacks its source or target image"
+    for item in row.get("_blobs") or []:
+        if item["name"] == "depth":
+            row["depth"] = schema.image_value(item["data"])
     if row["status"] in schema.NO_CANDIDATE_STATUSES:
         for column in schema.IMAGE_COLUMNS:
             row[column] = None

@@ -3,16 +3,16 @@ the control image holds its structure; with a mask, only the masked part is kept
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
 
 import cv2
 import numpy as np
 
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.flux_fill import device_and_dtype, edit_prompt, paste_inside, resize_rgb, row_generator, row_seed, to_uint8, working_size
-from stages.image_io import decode_mask, decode_png, encode_png
+from stages.base import Row
+from stages.diffusion_common import DiffusionEditStage, edit_prompt, generate_by_size, load_pipeline, paste_inside
+from stages.diffusion_common import read_source_and_mask, resize_rgb, row_seed, to_uint8, working_size, write_target
 from stages.rows import record_stage
+from stages.torch_device import device_and_dtype
 from stages.zoedepth import read_depth
 
 CONTROLS = ("depth", "canny")
@@ -41,9 +41,8 @@ def canny_edges(rgb: np.ndarray, low: int, high: int) -> np.ndarray:
     return np.repeat(edges[..., None], 3, axis=2)
 
 
-class SD3ControlNetStage(Stage):
+class SD3ControlNetStage(DiffusionEditStage):
     name = "sd3_controlnet"
-    uses_model = True
 
     def __init__(
         self,
@@ -67,35 +66,26 @@ class SD3ControlNetStage(Stage):
     ):
         if control not in CONTROLS:
             raise ValueError(f"control must be one of {CONTROLS}, not {control!r}")
+        super().__init__(tasks, revision, steps, guidance, resolution, base_seed, feather_px, max_sequence_length, batch_size)
         self.base_ref = str(base_ref)
         self.controlnet_ref = str(controlnet_ref)
         self.control = control
-        self.tasks = tasks
-        self.revision = revision
         self.controlnet_revision = controlnet_revision
-        self.steps = steps
-        self.guidance = guidance
         self.conditioning_scale = conditioning_scale
-        self.resolution = resolution
-        self.base_seed = base_seed
-        self.feather_px = feather_px
         self.canny_low = canny_low
         self.canny_high = canny_high
         self.negative_prompt = negative_prompt
-        self.max_sequence_length = max_sequence_length
-        self.resources = Resources(num_cpus=0.5, num_gpus=1.0, batch_size=batch_size)
 
     def setup(self) -> None:
         from diffusers import SD3ControlNetModel, StableDiffusion3ControlNetPipeline
 
         self.device, self.dtype = device_and_dtype()
         controlnet = SD3ControlNetModel.from_pretrained(self.controlnet_ref, revision=self.controlnet_revision, use_safetensors=True, dtype=self.dtype)
-        pipe = StableDiffusion3ControlNetPipeline.from_pretrained(
-            self.base_ref, controlnet=controlnet, revision=self.revision, use_safetensors=True, dtype=self.dtype
+        self.pipe = load_pipeline(
+            StableDiffusion3ControlNetPipeline, self.base_ref, self.revision, self.device, self.dtype, controlnet=controlnet
         )
-        pipe.set_progress_bar_config(disable=True)
-        self.pipe = pipe.to(self.device)
-        self.multiple = self.pipe.vae_scale_factor * self.pipe.transformer.config.patch_size
+        # the ControlNet pipeline checks sides against 8 as well as the latent patch grid
+        self.multiple = math.lcm(8, self.pipe.vae_scale_factor * self.pipe.transformer.config.patch_size)
 
     def control_image(self, row: Row, source_at_size: np.ndarray) -> np.ndarray:
         """The conditioning picture at the working size."""
@@ -107,10 +97,7 @@ class SD3ControlNetStage(Stage):
         return resize_rgb(render_depth(depth), source_at_size.shape[:2])
 
     def _prepare(self, row: Row) -> dict:
-        source = decode_png(row["source_image"]["bytes"])
-        mask = decode_mask(row["mask"]["bytes"]) if row.get("mask") and row["mask"].get("bytes") else None
-        if mask is not None and mask.shape != source.shape[:2]:
-            raise ValueError(f"mask {mask.shape} does not match the image {source.shape[:2]}")
+        source, mask = read_source_and_mask(row)
         size = working_size(*source.shape[:2], self.resolution, self.multiple)
         return {
             "source": source,
@@ -127,53 +114,33 @@ class SD3ControlNetStage(Stage):
 
         # The pipeline samples the control image's VAE latent from the global generator; seed it
         # so a batch is reproducible (the denoising noise itself comes from the per-row generators).
-        devices = [torch.cuda.current_device()] if self.device == "cuda" else []
+        devices = [torch.cuda.current_device()] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(items[0]["seed"])
             result = self.pipe(
-                prompt=[it["prompt"] for it in items],
                 negative_prompt=[self.negative_prompt] * len(items),
                 control_image=[Image.fromarray(it["control"]) for it in items],
                 controlnet_conditioning_scale=self.conditioning_scale,
-                height=size[0],
-                width=size[1],
-                num_inference_steps=self.steps,
-                guidance_scale=self.guidance,
-                generator=[row_generator(it["seed"]) for it in items],
-                max_sequence_length=self.max_sequence_length,
-                output_type="np",
+                **self.sampling_args(items, size),
             )
         return to_uint8(result.images)
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
         items = [self._prepare(row) for row in rows]
-        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, item in enumerate(items):
-            by_size[item["size"]].append(i)
-        for size, members in by_size.items():
-            generated = self._generate([items[i] for i in members], size)
-            for i, image in zip(members, generated):
-                item, row = items[i], rows[i]
-                target = resize_rgb(image, item["source"].shape[:2])
-                if item["mask"] is not None:
-                    target = paste_inside(item["source"], target, item["mask"], self.feather_px)
-                row["target_image"] = schema.image_value(encode_png(target))
-                record_stage(
-                    row,
-                    self.name,
-                    model=self.base_ref,
-                    revision=self.revision,
-                    controlnet=self.controlnet_ref,
-                    controlnet_revision=self.controlnet_revision,
-                    control=self.control,
-                    dtype=str(self.dtype).removeprefix("torch."),
-                    seed=item["seed"],
-                    base_seed=self.base_seed,
-                    steps=self.steps,
-                    guidance=self.guidance,
-                    conditioning_scale=self.conditioning_scale,
-                    size=[size[1], size[0]],
-                    masked=item["mask"] is not None,
-                    prompt=item["prompt"],
-                )
+        for i, size, target in generate_by_size(items, self._generate):
+            item, row = items[i], rows[i]
+            if item["mask"] is not None:
+                target = paste_inside(item["source"], target, item["mask"], self.feather_px)
+            write_target(row, target)
+            record_stage(
+                row,
+                self.name,
+                model=self.base_ref,
+                controlnet=self.controlnet_ref,
+                controlnet_revision=self.controlnet_revision,
+                control=self.control,
+                conditioning_scale=self.conditioning_scale,
+                masked=item["mask"] is not None,
+                **self.generation_record(item, size),
+            )
         return rows

@@ -14,6 +14,7 @@ from filters.hue import hue_distance, region_hue, rgb_hue
 from pipeline import schema
 from stages.base import Resources, Row, Stage
 from stages.grabcut_mask import GrabCutMaskStage
+from stages.grounding_phrases import GroundingPhrasesStage
 from stages.image_io import decode_mask, decode_png
 from stages.lab_recolor import LabRecolorStage
 from stages.rows import blob, record_stage, work
@@ -22,7 +23,7 @@ from stages.template_instructions import TemplateInstructionStage
 from stages.vocabulary import COLORS, object_zh
 
 TASK = "color_alteration"
-PROFILES = ("cpu",)
+PROFILES = ("cpu", "tiny", "gpu")
 
 TEMPLATES_EN = [
     "Change the colour of the {object} to {color}.",
@@ -90,7 +91,8 @@ class ColorProposeStage(Stage):
                 en_color, zh_color, target_rgb = COLORS[color]
                 en_object, zh_object = object_phrases(obj)
                 candidate = dict(row)
-                candidate["_blobs"] = None
+                # each candidate carries its own mask as a column; shared scratch (depth) stays
+                candidate["_blobs"] = [b for b in row.get("_blobs") or [] if not b["name"].startswith("mask:")] or None
                 candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
                 candidate["mask"] = schema.image_value(mask_png)
                 candidate["edit"] = schema.dumps(
@@ -104,6 +106,7 @@ class ColorProposeStage(Stage):
                         "target_hue": round(rgb_hue(target_rgb), 2),
                         "source_hue": round(hue, 2),
                         "source_saturation": round(saturation, 3),
+                        "prompt": f"a {en_color} {obj['label']}",
                         "slots_en": {"object": en_object, "color": en_color},
                         "slots_zh": {"object": zh_object, "color": zh_color},
                     }
@@ -114,14 +117,31 @@ class ColorProposeStage(Stage):
 
 
 def build(cfg: dict[str, Any]) -> list[Stage]:
+    """cpu: annotations -> GrabCut -> Lab recolouring. tiny and gpu (the seed's chain):
+    Florence-2 grounding -> SAM-2 -> ZoeDepth -> SD3.5 depth ControlNet, pasted inside the mask."""
     task_cfg = cfg["tasks"][TASK]
-    grabcut = cfg["stages"]["grabcut"]
     only = (TASK,)
+    select = SelectObjectsStage(only, task_cfg["max_objects"], task_cfg["min_object_fraction"], task_cfg["max_object_fraction"], task_cfg["skip_labels"])
+    propose = ColorProposeStage(task_cfg["palette"], task_cfg["colors_per_object"], task_cfg["hue_exclusion_deg"], cfg["run"]["seed"])
+    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), ColorGateStage(only, task_cfg["gate"])]
+    if cfg["profile"] == "cpu":
+        grabcut = cfg["stages"]["grabcut"]
+        return [
+            select,
+            GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
+            propose,
+            LabRecolorStage(only, task_cfg["lightness_shift"], task_cfg["feather_px"]),
+            *finish,
+        ]
+    from pipeline.model_stages import make_stage
+
     return [
-        SelectObjectsStage(only, task_cfg["max_objects"], task_cfg["min_object_fraction"], task_cfg["max_object_fraction"], task_cfg["skip_labels"]),
-        GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
-        ColorProposeStage(task_cfg["palette"], task_cfg["colors_per_object"], task_cfg["hue_exclusion_deg"], cfg["run"]["seed"]),
-        LabRecolorStage(only, task_cfg["lightness_shift"], task_cfg["feather_px"]),
-        TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH),
-        ColorGateStage(only, task_cfg["gate"]),
+        GroundingPhrasesStage(only, task_cfg["skip_labels"]),
+        make_stage("florence2", cfg, only),
+        select,
+        make_stage("sam2", cfg, only),
+        make_stage("zoedepth", cfg, only),
+        propose,
+        make_stage("controlnet_depth", cfg, only),
+        *finish,
     ]
