@@ -60,11 +60,14 @@ class StageActor:
     """A model stage in a fixed-size actor pool: the model is loaded once per actor."""
 
     def __init__(self, stage: Stage):
+        import ray
+
         self.stage = stage
+        self.node = ray.get_runtime_context().get_node_id()
         stage.setup()
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return schema.rows_to_table(run_stage(self.stage, table.to_pylist()))
+        return schema.rows_to_table(run_stage(self.stage, table.to_pylist(), node=self.node))
 
 
 class _LazySetup:

@@ -70,7 +70,8 @@ def _settle_fan_out(stage: Stage, inputs: list[Row], outputs: list[Row]) -> list
     return settled
 
 
-def run_stage(stage: Stage, rows: list[Row]) -> list[Row]:
+def run_stage(stage: Stage, rows: list[Row], **where: str) -> list[Row]:
+    """`where` (such as the Ray node) is recorded with the stage's timing on each row it made."""
     active = [r for r in rows if _applies(stage, r)]
     if not active:
         return rows
@@ -81,5 +82,5 @@ def run_stage(stage: Stage, rows: list[Row]) -> list[Row]:
         processed = _settle_fan_out(stage, active, processed)
     per_row = (time.perf_counter() - start) / max(1, len(processed))
     for row in processed:
-        record_stage(row, stage.name, seconds=round(per_row, 4))
+        record_stage(row, stage.name, seconds=round(per_row, 4), **where)
     return passive + processed
