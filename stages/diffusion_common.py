@@ -94,6 +94,9 @@ def read_source_and_mask(row: Row) -> tuple[np.ndarray, np.ndarray | None]:
 
 def load_pipeline(pipeline_class: Any, model_ref: str, revision: str | None, device: Any, dtype: Any, **components: Any):
     """A diffusers pipeline through its own `from_pretrained` (safetensors only), quiet, on the device."""
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.disable_progress_bar()  # the loading bar, once per actor, in every run's log
     pipe = pipeline_class.from_pretrained(model_ref, revision=revision, use_safetensors=True, dtype=dtype, **components)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

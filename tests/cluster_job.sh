@@ -12,18 +12,20 @@ export RAY_TMPDIR=$(mktemp -d /tmp/raycluster.XXXXXX)
 # every process of this cluster (nodes, CLI, job driver) shares one token
 export RAY_AUTH_MODE=token RAY_AUTH_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n")
 bin=$repo/.venv/bin
+# explicit addresses: "auto" would read /tmp/ray and may find another Ray outside this namespace
+export RAY_ADDRESS=127.0.0.1:6390
 trap '$bin/ray stop --force >/dev/null 2>&1 || true' EXIT
 $bin/ray start --head --node-ip-address=127.0.0.1 --port=6390 --num-cpus=2 --num-gpus=0 \
     --include-dashboard=true --dashboard-host=127.0.0.1 --dashboard-port=8265 --temp-dir="$RAY_TMPDIR" --disable-usage-stats >/dev/null
 $bin/ray start --address=127.0.0.1:6390 --node-ip-address=127.0.0.1 --num-cpus=2 --num-gpus=1 --disable-usage-stats >/dev/null
 $bin/python - "$out/nodes.json" <<'PY'
 import json, sys, ray
-ray.init(address="auto", logging_level="ERROR")
+ray.init(address="127.0.0.1:6390", logging_level="ERROR")
 nodes = [{"id": n["NodeID"], "gpus": n["Resources"].get("GPU", 0), "alive": n["Alive"]} for n in ray.nodes()]
 json.dump(nodes, open(sys.argv[1], "w"))
 PY
 $bin/ray job submit --address http://127.0.0.1:8265 --submission-id tiny-colour -- \
-    $bin/python -m pipeline run --task color --profile tiny --limit 2 --address auto --no-progress \
+    $bin/python -m pipeline run --task color --profile tiny --limit 2 --address 127.0.0.1:6390 --no-progress \
     --out "$out/run" --set models.tiny_dir="$twins" \
     --set model_stages.florence2.num_gpus=0.25 --set model_stages.sam2.num_gpus=0.25 \
     --set model_stages.zoedepth.num_gpus=0.25 --set model_stages.sd3_controlnet.num_gpus=0.25 \
