@@ -81,4 +81,6 @@ def make_stage(family: str, cfg: dict[str, Any], tasks: tuple[str, ...] | None) 
     else:
         raise KeyError(f"no stage for model family {family!r}")
     stage.families = tuple(LOADS[family])  # what the runner must have on disk first, for tiny twins
+    # two tasks asking for the same model with the same settings share one actor pool
+    stage.share_key = (family, tuple(sorted(params.items())), tuple(models.resolve(cfg, f) for f in LOADS[family]))
     return _sized(stage, params)

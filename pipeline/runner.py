@@ -16,6 +16,7 @@ from pipeline.inputs import discover
 from pipeline.manifest import build_manifest, summary_table, write_manifest
 from pipeline.resource_check import NotEnoughResources, check_fits
 from pipeline.run_dir import RunDir, atomic_write
+from pipeline.stage_merge import merge_task_stages
 from pipeline.task_names import ALIAS_OF, TASK_IDS
 from stages.decode import DecodeLimits
 from stages.decode_stage import DecodeStage
@@ -82,7 +83,7 @@ def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None
     t0 = time.perf_counter()
     tasks = cfg["run"]["tasks"]
     if task_stages is None:
-        task_stages = [stage for task in tasks for stage in build_stages(task, cfg)]  # fails fast if a task is missing
+        task_stages = merge_task_stages([build_stages(task, cfg) for task in tasks])  # fails fast if a task is missing
     ensure_models(cfg, task_stages, log)
     run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
     plan = _plan(run, cfg, log)

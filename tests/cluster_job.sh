@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs inside a fresh network namespace whose only interface is loopback: a two-node Ray cluster
+# Runs inside fresh network and process namespaces (only loopback; only this script's processes): a two-node Ray cluster
 # (a head without GPUs, a worker declaring one logical GPU), a tiny-profile run submitted with
 # `ray job submit`, then everything stopped. Usage: cluster_job.sh REPO OUT_DIR TWINS_DIR
 set -euo pipefail

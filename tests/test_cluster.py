@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on this machine, in a network namespace that only has loopback,
+"""A real two-node Ray cluster on this machine, in network and process namespaces of its own (only loopback),
 with a tiny-profile run submitted through `ray job submit`."""
 
 import json
@@ -10,21 +10,23 @@ import pyarrow.parquet as pq
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# own network (loopback only) and own process table: `ray stop` there cannot touch any other Ray
+UNSHARE = ["unshare", "--net", "--pid", "--fork", "--mount-proc"]
 
 
 def _can_make_namespaces():
     if not shutil.which("unshare"):
         return False
-    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
+    return subprocess.run(UNSHARE + ["true"], capture_output=True).returncode == 0
 
 
-@pytest.mark.skipif(not _can_make_namespaces(), reason="needs unshare --net (root or user namespaces)")
+@pytest.mark.skipif(not _can_make_namespaces(), reason="needs unshare (root or user namespaces)")
 def test_job_on_two_nodes_places_model_actors_on_the_gpu_node(tmp_path):
     twins = tmp_path / "twins"
     # build the twins outside the job so the job measures placement, not building
     subprocess.run([str(REPO / ".venv/bin/python"), "-m", "pipeline", "models", "tiny", "--to", str(twins)], cwd=REPO, check=True, capture_output=True)
     done = subprocess.run(
-        ["unshare", "--net", "bash", str(REPO / "tests/cluster_job.sh"), str(REPO), str(tmp_path), str(twins)],
+        UNSHARE + ["bash", str(REPO / "tests/cluster_job.sh"), str(REPO), str(tmp_path), str(twins)],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     log = (tmp_path / "job.log").read_text() if (tmp_path / "job.log").exists() else ""
