@@ -13,8 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.annotations import AnnotationIndex, load_coco
+from pipeline.sample_clip import SAMPLE_CLIP_LICENSE, sample_clip
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".webm"}
 SAMPLES = "samples"
 SAMPLES_ANNOTATIONS = Path(__file__).resolve().parent / "samples" / "annotations.json"
 
@@ -33,7 +35,7 @@ def _walk_images(root: Path) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
         for name in sorted(filenames):
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
                 yield Path(dirpath) / name
 
 
@@ -43,8 +45,12 @@ def _folder_records(root: Path, only: set[str] | None = None) -> list[dict[str, 
         key = path.relative_to(root).as_posix()
         if only is not None and key not in only:
             continue
-        records.append({"key": key, "uri": str(path), "kind": "file", "path": str(path)})
+        records.append({"key": key, "uri": str(path), "kind": _kind(path), "path": str(path)})
     return records
+
+
+def _kind(path: Path) -> str:
+    return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "file"
 
 
 def _find_image_column(schema: pa.Schema, wanted: str | None) -> str:
@@ -101,6 +107,8 @@ def discover(input_cfg: dict[str, Any]) -> list[dict[str, Any]]:
         records = _folder_records(root, only=set(index.by_name))
         for record in records:
             record["uri"] = f"samples/{record['key']}"
+        clip = sample_clip()
+        records.append({"key": clip.name, "uri": f"samples/{clip.name}", "kind": "video", "path": str(clip), "license": SAMPLE_CLIP_LICENSE})
     else:
         path = Path(spec).expanduser()
         if not path.exists():
@@ -109,10 +117,10 @@ def discover(input_cfg: dict[str, Any]) -> list[dict[str, Any]]:
             records = _folder_records(path)
         elif path.suffix.lower() == ".parquet":
             records = _parquet_records(path, input_cfg.get("image_column"), input_cfg["license_column"])
-        elif path.suffix.lower() in IMAGE_EXTENSIONS:
-            records = [{"key": path.name, "uri": str(path), "kind": "file", "path": str(path)}]
+        elif path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
+            records = [{"key": path.name, "uri": str(path), "kind": _kind(path), "path": str(path)}]
         else:
-            raise InputError(f"input must be a folder, a .parquet file, an image, or 'samples': {spec}")
+            raise InputError(f"input must be a folder, a .parquet file, an image, a video, or 'samples': {spec}")
         index = load_coco(annotations_path) if annotations_path else None
     records.sort(key=lambda r: (r["key"], r.get("row", 0)))
     _attach_annotations(records, index, input_cfg.get("license"))

@@ -13,6 +13,7 @@ import pyarrow as pa
 from pipeline import schema
 from pipeline.run_dir import RunDir
 from pipeline.shard_writer import PROGRESS_SCHEMA, ShardWriter
+from pipeline.task_names import VIDEO_TASKS
 from pipeline.stage_runner import run_stage
 from stages.base import Row, Stage
 
@@ -45,6 +46,10 @@ def split_by_task(rows: Iterable[Row], tasks: list[str]) -> list[Row]:
             unit["_unit"] = f"{row['_shard']}:{record['index']}:{task}"
             unit["_unit_rows"] = 1
             unit["sample_id"] = schema.sample_id(row.get("source_sha256") or "", record["key"], task, -1)
+            is_video = record.get("kind") == "video"
+            if unit["status"] == schema.PENDING and is_video != (task in VIDEO_TASKS):
+                unit["status"] = schema.SKIPPED
+                unit["reason"] = f"{task} takes {'videos' if task in VIDEO_TASKS else 'still images'}, this input is {'a video' if is_video else 'an image'}"
             out.append(unit)
     return out
 

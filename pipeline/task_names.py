@@ -55,3 +55,6 @@ def parse_tasks(spec: str) -> list[str]:
     if not wanted:
         raise UnknownTaskError("no task given")
     return [t for t in TASK_IDS if t in wanted]
+
+# tasks whose inputs are videos; every other task takes still images
+VIDEO_TASKS = frozenset({"motion_change"})

@@ -11,6 +11,7 @@ from stages.base import Resources, Row, Stage
 from stages.decode import DecodeLimits, InputRefused, decode_image, scale_objects
 from stages.image_io import encode_png
 from stages.read_input import read_input_bytes
+from stages.video import file_sha256, probe_video
 from stages.rows import mark, record_stage, update_work
 
 
@@ -23,6 +24,8 @@ class DecodeStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         record = schema.loads(row["_input"])
+        if record["kind"] == "video":
+            return self._video(row, record)
         try:
             data = read_input_bytes(record)
         except OSError as exc:
@@ -48,4 +51,22 @@ class DecodeStage(Stage):
             conversions=decoded.conversions,
             limits=asdict(self.limits),
         )
+        return row
+
+    def _video(self, row: Row, record: dict) -> Row:
+        """A video's first frame stands as its source image; the motion recipe reads the frames."""
+        try:
+            info, first = probe_video(record["path"])
+        except (OSError, ValueError) as exc:
+            return mark(row, schema.ERROR, f"decode: unreadable video: {exc}")
+        row["source_sha256"] = file_sha256(record["path"])
+        try:
+            decoded = decode_image(encode_png(first), self.limits)
+        except InputRefused as refused:
+            return mark(row, refused.kind, f"decode: {refused.reason}")
+        height, width = decoded.rgb.shape[:2]
+        row["source_image"] = schema.image_value(encode_png(decoded.rgb), record["key"])
+        row["width"], row["height"] = width, height
+        update_work(row, video=info, objects=record.get("objects"))
+        record_stage(row, self.name, video=info, working_size=[width, height])
         return row

@@ -83,6 +83,18 @@ def test_missing_input_is_a_clear_error(tmp_path):
 
 def test_samples_are_annotated_and_licensed():
     records = discover(_cfg("samples"))
-    assert len(records) >= 5
-    assert all(r["objects"] and r["license"] for r in records)
+    images = [r for r in records if r["kind"] == "file"]
+    videos = [r for r in records if r["kind"] == "video"]
+    assert len(images) >= 5 and len(videos) == 1
+    assert all(r["objects"] and r["license"] for r in images)
+    assert videos[0]["license"] and videos[0]["key"].endswith(".mp4")
     assert all(r["uri"].startswith("samples/") for r in records)
+
+
+def test_videos_are_inputs_of_their_own_kind(tmp_path):
+    from pipeline.sample_clip import render_clip
+
+    render_clip(tmp_path / "Clip.MP4")
+    _png(tmp_path / "still.png")
+    kinds = {r["key"]: r["kind"] for r in discover(_cfg(tmp_path))}
+    assert kinds == {"Clip.MP4": "video", "still.png": "file"}

@@ -44,16 +44,19 @@ def sample_run(ray_address, tmp_path_factory):
 def test_every_sample_is_accounted_for(sample_run):
     manifest = json.loads((sample_run.run_dir / "manifest.json").read_text())
     rows = _all_rows(sample_run.run_dir)
-    assert manifest["complete"] and manifest["inputs"] == 5
+    assert manifest["complete"] and manifest["inputs"] == 6
     assert sum(manifest["rows"].values()) == len(rows)
     assert len({r["sample_id"] for r in rows}) == len(rows)
-    assert {r["source_uri"] for r in rows} == {f"samples/{n}" for n in ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg")}
+    names = ("astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg", "rolling_ball.mp4")
+    assert {r["source_uri"] for r in rows} == {f"samples/{n}" for n in names}
+    clip = [r for r in rows if r["source_uri"].endswith(".mp4")]
+    assert [(r["status"], r["reason"]) for r in clip] == [("skipped", "color_alteration takes still images, this input is a video")]
     assert manifest["rows"]["ok"] >= 10
     assert manifest["tasks"]["color_alteration"]["ok"] == manifest["rows"]["ok"]
     for entry in manifest["shards"]:
         assert entry["rows"] == pq.read_metadata(sample_run.run_dir / entry["path"]).num_rows
     assert (sample_run.run_dir / "config.yaml").exists()
-    assert len(list((sample_run.run_dir / "stats" / "shards").glob("*.json"))) == 3
+    assert len(list((sample_run.run_dir / "stats" / "shards").glob("*.json"))) == 3  # 6 inputs, 2 per shard
 
 
 def test_datasets_decodes_the_image_columns_offline(sample_run):
