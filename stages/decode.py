@@ -46,7 +46,9 @@ def _open_checked(data: bytes, limits: DecodeLimits) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputRefused(f"decompression bomb refused: {exc}") from None
+    except UnidentifiedImageError as exc:
         raise InputRefused(f"not a readable image: {exc}") from None
     except Exception as exc:  # Pillow raises many types on damaged headers
         raise InputRefused(f"not a readable image: {type(exc).__name__}: {exc}") from None
