@@ -51,3 +51,11 @@ def test_run_then_status(ray_address, tmp_path, capsys):
     assert main(["status", str(out)]) == 0
     status = capsys.readouterr().out
     assert "shards committed: 1/1  (complete)" in status
+
+
+def test_a_run_that_cannot_be_placed_exits_1_and_says_why(ray_address, tmp_path, capsys):
+    # a shard writer asking for more CPUs than the cluster has would wait for ever: refused up front
+    code = main(["run", "--task", "color", "--limit", "1", "--out", str(tmp_path / "r"), "--no-progress", "--set", "ray.writer_cpus=64.0"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "run failed:" in err and "the cluster has 2" in err
