@@ -35,7 +35,7 @@ OBJECT_ZH: dict[str, str] = {
     "hair drier": "吹风机", "toothbrush": "牙刷",
     "spacesuit": "宇航服", "helmet": "头盔", "flag": "旗帜", "space shuttle model": "航天飞机模型",
     "eye": "眼睛", "nose": "鼻子", "saucer": "碟子", "rocket": "火箭", "launch tower": "发射塔",
-    "fuel tank": "油箱", "storage box": "收纳箱", "face": "脸",
+    "fuel tank": "油箱", "storage box": "收纳箱", "face": "脸", "ball": "球",
 }
 
 
