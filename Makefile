@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	# without --no-deps it would add opencv-python beside the contrib build and break cv2
+	$(PY) -m pip install -q --no-deps "rapidocr-onnxruntime==1.4.4"
 	touch $(STAMP)
 
 setup: $(STAMP)
