@@ -13,7 +13,6 @@ REPO = Path(__file__).resolve().parent.parent
     "argv, message",
     [
         (["run", "--task", "colour"], "unknown task 'colour'"),
-        (["run", "--task", "material"], "task 'material_modification' is not implemented yet"),
         (["run", "--task", "color", "--set", "run.shard_sise=3"], "unknown key 'run.shard_sise'"),
         (["run", "--task", "color", "--set", "decode.working_size=100"], "decode.working_size: must be a multiple of 16"),
         (["run", "--task", "color", "--input", "/nonexistent/folder"], "input not found"),
@@ -59,3 +58,13 @@ def test_a_run_that_cannot_be_placed_exits_1_and_says_why(ray_address, tmp_path,
     assert code == 1
     err = capsys.readouterr().err
     assert "run failed:" in err and "the cluster has 2" in err
+
+
+def test_a_task_without_a_recipe_module_is_a_usage_error(monkeypatch, tmp_path, capsys):
+    import tasks
+
+    monkeypatch.setitem(tasks.RECIPES, "material_modification", "tasks.not_written_yet")
+    assert main(["run", "--task", "material", "--out", str(tmp_path / "r")]) == 2
+    assert "task 'material_modification' is not implemented yet" in capsys.readouterr().err
+    assert main(["tasks"]) == 0
+    assert "material_modification     material    not implemented yet" in capsys.readouterr().out
