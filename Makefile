@@ -24,7 +24,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pipeline run --task color --out $(DEMO_OUT)
+	$(PY) -m pipeline run --task all --out $(DEMO_OUT)
+	$(PY) -m pipeline sheet $(DEMO_OUT) --out $(DEMO_OUT)/contact_sheet.png --per-task 2
 
 test: $(STAMP)
 	$(PY) -m pytest -q
