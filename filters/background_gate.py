@@ -7,19 +7,10 @@ dilated mask, reach a few pixels into it on purpose."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from filters.gates import GateResult, record_gates
-from filters.mask_change import dilate, mean_abs_change
-from filters.remove_gate import touched_margin_px
-from filters.replace_gate import structure_similarity
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png
-
-
-def erode(mask: np.ndarray, pixels: int) -> np.ndarray:
-    return ~dilate(~mask.astype(bool), pixels)
+from filters.edges import structure_similarity
+from filters.gate_stage import GateStage
+from filters.gates import GateResult
+from filters.mask_change import dilate, erode, mean_abs_change, touched_margin_px
 
 
 def background_gate_results(source, target, background, limits: dict, touched_px: int = 0, mask_fallback: bool = False) -> list[GateResult]:
@@ -40,17 +31,10 @@ def background_gate_results(source, target, background, limits: dict, touched_px
     return results
 
 
-class BackgroundGateStage(Stage):
+class BackgroundGateStage(GateStage):
     name = "background_gate"
-    resources = Resources(num_cpus=0.1, batch_size=16)
 
-    def __init__(self, tasks: tuple[str, ...], limits: dict):
-        self.tasks = tasks
-        self.limits = dict(limits)
-
-    def process_row(self, row: Row) -> Row:
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
-        background = decode_mask(row["mask"]["bytes"])
-        fallback = schema.loads(row["edit"]).get("subject_mask_method") == "ellipse"
-        return record_gates(row, background_gate_results(source, target, background, self.limits, touched_margin_px(row), fallback))
+    def results(self, source, target, mask, edit, row) -> list[GateResult]:
+        # the mask marks the background; the subject is everything outside it
+        fallback = edit.get("subject_mask_method") == "ellipse"
+        return background_gate_results(source, target, mask, self.limits, touched_margin_px(row), fallback)

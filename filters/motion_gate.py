@@ -8,11 +8,9 @@ import math
 import cv2
 import numpy as np
 
-from filters.gates import GateResult, record_gates
+from filters.gate_stage import GateStage
+from filters.gates import GateResult
 from filters.mask_change import outside_change
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png
 
 
 def frame_similarity(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,16 +39,8 @@ def motion_gate_results(source: np.ndarray, target: np.ndarray, mask: np.ndarray
     ]
 
 
-class MotionGateStage(Stage):
+class MotionGateStage(GateStage):
     name = "motion_gate"
-    resources = Resources(num_cpus=0.1, batch_size=16)
 
-    def __init__(self, tasks: tuple[str, ...], limits: dict):
-        self.tasks = tasks
-        self.limits = dict(limits)
-
-    def process_row(self, row: Row) -> Row:
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
-        mask = decode_mask(row["mask"]["bytes"])
-        return record_gates(row, motion_gate_results(source, target, mask, schema.loads(row["edit"]), self.limits))
+    def results(self, source, target, mask, edit, row) -> list[GateResult]:
+        return motion_gate_results(source, target, mask, edit, self.limits)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from filters.gates import GateResult, record_gates
+from filters.gate_stage import GateStage
+from filters.gates import GateResult
 from filters.mask_change import inside_change, outside_change
-from pipeline import schema
-from stages.base import Resources, Row, Stage
+from stages.base import Resources
 from stages.face_haar import box_iou, detect_faces
-from stages.image_io import decode_mask, decode_png
+from stages.image_io import decode_mask
 from stages.rows import blob, record_stage
 
 
@@ -44,20 +44,12 @@ def portrait_gate_results(source, target, mask, skin, box, limits: dict) -> list
     ]
 
 
-class PortraitGateStage(Stage):
+class PortraitGateStage(GateStage):
     name = "portrait_gate"
     resources = Resources(num_cpus=0.25, batch_size=8)
 
-    def __init__(self, tasks: tuple[str, ...], limits: dict):
-        self.tasks = tasks
-        self.limits = dict(limits)
-
-    def process_row(self, row: Row) -> Row:
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
-        mask = decode_mask(row["mask"]["bytes"])
+    def results(self, source, target, mask, edit, row) -> list[GateResult]:
         skin_png = blob(row, "skin")
         skin = decode_mask(skin_png) if skin_png else mask
-        edit = schema.loads(row["edit"])
         record_stage(row, self.name, detector="opencv haar frontalface")
-        return record_gates(row, portrait_gate_results(source, target, mask, skin, edit["box_xywh"], self.limits))
+        return portrait_gate_results(source, target, mask, skin, edit["box_xywh"], self.limits)

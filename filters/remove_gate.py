@@ -13,11 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from filters.gates import GateResult, record_gates
-from filters.mask_change import dilate, inside_change, outside_change
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png
-from stages.rows import provenance
+from filters.gate_stage import GateStage
+from filters.gates import GateResult
+from filters.mask_change import dilate, mask_change_results, touched_margin_px
 
 HISTOGRAM_BINS = (8, 8, 8)  # Lab: coarse enough that texture noise does not dominate
 CANNY_THRESHOLDS = (60, 150)
@@ -76,13 +74,6 @@ def edge_density_excess(with_object: np.ndarray, without_object: np.ndarray, reg
     return filled - before
 
 
-def touched_margin_px(row: Row) -> int:
-    """How far beyond the row's mask the generator was allowed to write: the largest mask
-    dilation a stage recorded (Flux-Fill grows the mask it is given)."""
-    stages = provenance(row).get("stages", {})
-    return max([int(info.get("mask_dilate_px", 0)) for info in stages.values()] or [0])
-
-
 def removal_gate_results(with_object: np.ndarray, without_object: np.ndarray, mask: np.ndarray, limits: dict, touched_px: int = 0) -> list[GateResult]:
     """`with_object` is the picture that has the object, `without_object` the one that lacks it:
     source and target for a removal, the other way round for an addition."""
@@ -90,30 +81,21 @@ def removal_gate_results(with_object: np.ndarray, without_object: np.ndarray, ma
     region = dilate(mask, touched_px)
     ring = surrounding_ring(region, ring_width(region, limits["ring_fraction"]), int(limits["outside_margin_px"]))
     return [
-        GateResult.at_most("outside_change", outside_change(with_object, without_object, mask, margin), limits["max_outside_change"]),
-        GateResult.at_least("inside_change", inside_change(with_object, without_object, mask), limits["min_inside_change"]),
+        *mask_change_results(with_object, without_object, mask, limits, margin),
         GateResult.at_least("colour_toward_ring", colour_toward_ring(with_object, without_object, region, ring), limits["min_colour_toward_ring"]),
         GateResult.at_most("edge_density_excess", edge_density_excess(with_object, without_object, region, ring), limits["max_edge_density_excess"]),
     ]
 
 
-class RemoveGateStage(Stage):
+class RemoveGateStage(GateStage):
     """Verdict for a removal: the source has the object, the target does not."""
 
     name = "remove_gate"
-    resources = Resources(num_cpus=0.1, batch_size=16)
     object_in_source = True
 
-    def __init__(self, tasks: tuple[str, ...], limits: dict):
-        self.tasks = tasks
-        self.limits = dict(limits)
-
-    def process_row(self, row: Row) -> Row:
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
-        mask = decode_mask(row["mask"]["bytes"])
+    def results(self, source, target, mask, edit, row) -> list[GateResult]:
         with_object, without_object = (source, target) if self.object_in_source else (target, source)
-        return record_gates(row, removal_gate_results(with_object, without_object, mask, self.limits, touched_margin_px(row)))
+        return removal_gate_results(with_object, without_object, mask, self.limits, touched_margin_px(row))
 
 
 class AddGateStage(RemoveGateStage):

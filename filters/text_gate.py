@@ -6,11 +6,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from filters.gates import GateResult, record_gates
-from filters.mask_change import inside_change, outside_change
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png
+from filters.gate_stage import GateStage
+from filters.gates import GateResult
+from filters.mask_change import mask_change_results
+from stages.base import Resources
 from stages.ocr_rapid import BACKEND, read_text
 from stages.rows import record_stage
 from stages.text_layout import Frame, frame_from_quad
@@ -71,26 +70,17 @@ def read_in_frame(rgb: np.ndarray, frame: Frame, margin: float = 0.6) -> str:
 
 def text_gate_results(source, target, mask, read: str, new_text: str, limits: dict) -> list[GateResult]:
     return [
-        GateResult.at_most("outside_change", outside_change(source, target, mask), limits["max_outside_change"]),
-        GateResult.at_least("inside_change", inside_change(source, target, mask), limits["min_inside_change"]),
+        *mask_change_results(source, target, mask, limits),
         GateResult.at_least("ocr_ned", text_similarity(read, new_text), limits["min_ocr_ned"]),
         GateResult.at_least("ocr_word_accuracy", word_accuracy(read, new_text), limits["min_word_accuracy"]),
     ]
 
 
-class TextGateStage(Stage):
+class TextGateStage(GateStage):
     name = "text_gate"
     resources = Resources(num_cpus=0.5, batch_size=8)
 
-    def __init__(self, tasks: tuple[str, ...], limits: dict):
-        self.tasks = tasks
-        self.limits = dict(limits)
-
-    def process_row(self, row: Row) -> Row:
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
-        mask = decode_mask(row["mask"]["bytes"])
-        edit = schema.loads(row["edit"])
+    def results(self, source, target, mask, edit, row) -> list[GateResult]:
         read = read_in_frame(target, Frame.from_dict(edit["edit_frame"]))
         record_stage(row, self.name, ocr=BACKEND, read=read)
-        return record_gates(row, text_gate_results(source, target, mask, read, edit["new_text"], self.limits))
+        return text_gate_results(source, target, mask, read, edit["new_text"], self.limits)

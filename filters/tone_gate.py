@@ -9,11 +9,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from filters.gates import GateResult, record_gates
-from filters.style_gate import edge_f1, whole_change
+from filters.edges import edge_f1, whole_change
+from filters.gate_stage import GateStage
+from filters.gates import GateResult
 from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_png
+from stages.base import Row
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -92,21 +92,20 @@ def tone_gate_results(source: np.ndarray, target: np.ndarray, edit: dict, limits
     return results
 
 
-class ToneGateStage(Stage):
+class ToneGateStage(GateStage):
     """Gives rows made by `backends` (None: every backend) their verdict; others pass untouched."""
 
     name = "tone_gate"
-    resources = Resources(num_cpus=0.1, batch_size=16)
+    masked = False
 
     def __init__(self, tasks: tuple[str, ...], limits: dict, backends: tuple[str, ...] | None = None):
-        self.tasks = tasks
-        self.limits = dict(limits)
+        super().__init__(tasks, limits)
         self.backends = backends
 
     def process_row(self, row: Row) -> Row:
-        edit = schema.loads(row["edit"])
-        if self.backends is not None and edit["backend"] not in self.backends:
+        if self.backends is not None and schema.loads(row["edit"])["backend"] not in self.backends:
             return row
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
-        return record_gates(row, tone_gate_results(source, target, edit, self.limits))
+        return super().process_row(row)
+
+    def results(self, source, target, mask, edit, row) -> list[GateResult]:
+        return tone_gate_results(source, target, edit, self.limits)

@@ -12,9 +12,10 @@ from typing import Any
 
 from filters.remove_gate import AddGateStage
 from stages.base import Stage
+from stages.candidates import object_names
 from stages.swap_source_target import SwapSourceTargetStage
 from stages.template_instructions import TemplateInstructionStage
-from tasks.remove import object_names, removal_stages
+from tasks.remove import removal_stages
 
 TASK = "subject_add"
 PROFILES = ("cpu", "tiny", "gpu")

@@ -20,13 +20,12 @@ from stages.background_composite import BackgroundCompositeStage
 from stages.background_scenes import BACKDROPS, SCENES
 from stages.background_subject import SubjectGroupStage, subject_mask
 from stages.base import Resources, Row, Stage
-from stages.grabcut_mask import GrabCutMaskStage
+from stages.candidates import candidate_rng, draw, grabcut_stage, input_key, mask_methods, new_candidate, object_phrases
 from stages.grounding_phrases import GroundingPhrasesStage
 from stages.image_io import encode_png
-from stages.rows import provenance, record_stage, work
+from stages.rows import record_stage, work
 from stages.select_objects import SelectObjectsStage
 from stages.template_instructions import TemplateInstructionStage
-from tasks.color import candidate_rng, object_phrases
 
 TASK = "background_change"
 PROFILES = ("cpu", "tiny", "gpu")
@@ -45,19 +44,6 @@ TEMPLATES_ZH = [
     "保持{subject}不变，把背景改成{scene}。",
     "背景换成{scene}。",
 ]
-
-MASK_STAGES = ("grabcut_mask", "sam2_mask")  # whichever made the subject's mask records its method
-
-
-def mask_methods(row: Row) -> list[str]:
-    """How each selected object's mask was made (sam2, grabcut, ellipse), in `selected` order."""
-    stages = provenance(row).get("stages", {})
-    for name in MASK_STAGES:
-        methods = stages.get(name, {}).get("methods")
-        if methods:
-            return list(methods)
-    return []
-
 
 class BackgroundProposeStage(Stage):
     """One candidate per new background, `per_input` of them: backdrops the cpu path can render
@@ -90,14 +76,14 @@ class BackgroundProposeStage(Stage):
         return [o for o in self.options if not tags & set(SCENES[o].tags)]
 
     def process_row(self, row: Row) -> list[Row]:
-        key = schema.loads(row["_input"])["key"]
+        key = input_key(row)
         state = work(row)
         subject = state["selected"][0]
         methods = mask_methods(row)
         subject_region = subject_mask(row, methods)
         background_png = encode_png((~subject_region).astype(np.uint8) * 255)
         choices = self._choices(row, key, state)
-        picks = candidate_rng(row, self.seed).sample(choices, min(self.per_input, len(choices)))
+        picks = draw(candidate_rng(row, self.seed), choices, self.per_input)
         en_subject, zh_subject = object_phrases(subject)
         out = []
         for i, option in enumerate(picks):
@@ -121,9 +107,7 @@ class BackgroundProposeStage(Stage):
                 edit.update(backdrop=option, backdrop_kind=scene.kind, backdrop_source=scene.source, backdrop_license=scene.license)
             else:
                 edit["prompt"] = scene.prompt
-            candidate = dict(row)
-            candidate["_blobs"] = [b for b in row.get("_blobs") or [] if not b["name"].startswith("mask:")] or None
-            candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, i)
+            candidate = new_candidate(row, TASK, i, drop_blobs="mask:")
             candidate["mask"] = schema.image_value(background_png)
             candidate["edit"] = schema.dumps(edit)
             record_stage(candidate, self.name, scene=option, offered=choices)
@@ -139,11 +123,10 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     group = SubjectGroupStage(only, task_cfg["part_min_inside"], task_cfg["scenery_labels"])
     finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), BackgroundGateStage(only, task_cfg["gate"])]
     if cfg["profile"] == "cpu":
-        grabcut = cfg["stages"]["grabcut"]
         return [
             select,
             group,
-            GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
+            grabcut_stage(cfg, only),
             BackgroundProposeStage(cfg["run"]["seed"], task_cfg["per_input"], task_cfg["backdrops"], render_backdrops=True),
             BackgroundCompositeStage(only, task_cfg["feather_px"], task_cfg["colour_match"]),
             *finish,

@@ -5,22 +5,18 @@ colour -> Lab recolouring inside the mask -> bilingual template instruction -> c
 
 from __future__ import annotations
 
-import hashlib
-import random
 from typing import Any
 
 from filters.color_gate import ColorGateStage
 from filters.hue import hue_distance, region_hue, rgb_hue
 from pipeline import schema
 from stages.base import Resources, Row, Stage
-from stages.grabcut_mask import GrabCutMaskStage
-from stages.grounding_phrases import GroundingPhrasesStage
+from stages.candidates import candidate_rng, check_known, draw, new_candidate, object_mask_stages, object_phrases
 from stages.image_io import decode_mask, decode_png
 from stages.lab_recolor import LabRecolorStage
 from stages.rows import blob, record_stage, work
-from stages.select_objects import SelectObjectsStage
 from stages.template_instructions import TemplateInstructionStage
-from stages.vocabulary import COLORS, object_zh
+from stages.vocabulary import COLORS
 
 TASK = "color_alteration"
 PROFILES = ("cpu", "tiny", "gpu")
@@ -39,23 +35,6 @@ TEMPLATES_ZH = [
     "让{object}变为{color}，其他部分保持不变。",
 ]
 
-POSITION_EN = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom", "middle": "in the middle"}
-POSITION_ZH = {"left": "左边的", "right": "右边的", "top": "上方的", "bottom": "下方的", "middle": "中间的"}
-
-
-def object_phrases(obj: dict[str, Any]) -> tuple[str, str]:
-    label = obj["label"]
-    zh = object_zh(label) or label
-    position = obj.get("position")
-    if not position:
-        return label, zh
-    return f"{label} {POSITION_EN[position]}", f"{POSITION_ZH[position]}{zh}"
-
-
-def candidate_rng(row: Row, seed: int) -> random.Random:
-    key = f"{seed}|{row['source_sha256']}|{row['_unit']}"
-    return random.Random(int(hashlib.sha256(key.encode()).hexdigest(), 16))
-
 
 class ColorProposeStage(Stage):
     """One candidate per (object, target colour); colours close to the object's own hue are
@@ -67,9 +46,7 @@ class ColorProposeStage(Stage):
     tasks = (TASK,)
 
     def __init__(self, palette: list[str], colors_per_object: int, hue_exclusion_deg: float, seed: int):
-        unknown = [c for c in palette if c not in COLORS]
-        if unknown:
-            raise ValueError(f"unknown colours in the palette: {unknown}; known: {', '.join(COLORS)}")
+        check_known(palette, COLORS, "colours in the palette")
         self.palette = palette
         self.colors_per_object = colors_per_object
         self.hue_exclusion_deg = hue_exclusion_deg
@@ -78,7 +55,6 @@ class ColorProposeStage(Stage):
     def process_row(self, row: Row) -> list[Row]:
         rgb = decode_png(row["source_image"]["bytes"])
         rng = candidate_rng(row, self.seed)
-        key = schema.loads(row["_input"])["key"]
         out: list[Row] = []
         for i, obj in enumerate(work(row)["selected"]):
             mask_png = blob(row, f"mask:{i}")
@@ -87,13 +63,10 @@ class ColorProposeStage(Stage):
             options = [
                 c for c in self.palette if saturation < 0.15 or hue_distance(hue, rgb_hue(COLORS[c][2])) > self.hue_exclusion_deg
             ]
-            for color in rng.sample(options, min(self.colors_per_object, len(options))):
+            for color in draw(rng, options, self.colors_per_object):
                 en_color, zh_color, target_rgb = COLORS[color]
                 en_object, zh_object = object_phrases(obj)
-                candidate = dict(row)
-                # each candidate carries its own mask as a column; shared scratch (depth) stays
-                candidate["_blobs"] = [b for b in row.get("_blobs") or [] if not b["name"].startswith("mask:")] or None
-                candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
+                candidate = new_candidate(row, TASK, len(out), drop_blobs="mask:")
                 candidate["mask"] = schema.image_value(mask_png)
                 candidate["edit"] = schema.dumps(
                     {
@@ -121,27 +94,11 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     Florence-2 grounding -> SAM-2 -> ZoeDepth -> SD3.5 depth ControlNet, pasted inside the mask."""
     task_cfg = cfg["tasks"][TASK]
     only = (TASK,)
-    select = SelectObjectsStage(only, task_cfg["max_objects"], task_cfg["min_object_fraction"], task_cfg["max_object_fraction"], task_cfg["skip_labels"])
+    objects = object_mask_stages(cfg, TASK)
     propose = ColorProposeStage(task_cfg["palette"], task_cfg["colors_per_object"], task_cfg["hue_exclusion_deg"], cfg["run"]["seed"])
     finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), ColorGateStage(only, task_cfg["gate"])]
     if cfg["profile"] == "cpu":
-        grabcut = cfg["stages"]["grabcut"]
-        return [
-            select,
-            GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
-            propose,
-            LabRecolorStage(only, task_cfg["lightness_shift"], task_cfg["feather_px"]),
-            *finish,
-        ]
+        return [*objects, propose, LabRecolorStage(only, task_cfg["lightness_shift"], task_cfg["feather_px"]), *finish]
     from pipeline.model_stages import make_stage
 
-    return [
-        GroundingPhrasesStage(only, task_cfg["skip_labels"]),
-        make_stage("florence2", cfg, only),
-        select,
-        make_stage("sam2", cfg, only),
-        make_stage("zoedepth", cfg, only),
-        propose,
-        make_stage("controlnet_depth", cfg, only),
-        *finish,
-    ]
+    return [*objects, make_stage("zoedepth", cfg, only), propose, make_stage("controlnet_depth", cfg, only), *finish]

@@ -13,14 +13,11 @@ from typing import Any
 from filters.material_gate import MaterialGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
-from stages.grabcut_mask import GrabCutMaskStage
-from stages.grounding_phrases import GroundingPhrasesStage
+from stages.candidates import candidate_rng, check_known, check_renderable, draw, new_candidate, object_mask_stages, object_phrases
 from stages.material_swap import CLASSICAL_MATERIALS, MaterialSwapStage
 from stages.material_vocabulary import MATERIALS, material_names, material_prompt
 from stages.rows import blob, provenance, record_fallback, record_stage, work
-from stages.select_objects import SelectObjectsStage
 from stages.template_instructions import TemplateInstructionStage
-from tasks.color import candidate_rng, object_phrases
 
 TASK = "material_modification"
 PROFILES = ("cpu", "tiny", "gpu")
@@ -49,19 +46,14 @@ class MaterialProposeStage(Stage):
     tasks = (TASK,)
 
     def __init__(self, materials: list[str], materials_per_object: int, seed: int, renderable: frozenset[str] | None = None):
-        unknown = [m for m in materials if m not in MATERIALS]
-        if unknown:
-            raise ValueError(f"unknown materials: {unknown}; known: {', '.join(MATERIALS)}")
-        if renderable is not None and set(materials) - renderable:
-            raise ValueError(f"materials with no classical texture: {sorted(set(materials) - renderable)}; have: {', '.join(sorted(renderable))}")
+        check_known(materials, MATERIALS, "materials")
+        check_renderable(materials, renderable, "materials with no classical texture")
         self.materials = materials
         self.materials_per_object = materials_per_object
         self.seed = seed
 
     def process_row(self, row: Row) -> list[Row]:
         rng = candidate_rng(row, self.seed)
-        key = schema.loads(row["_input"])["key"]
-        shared_blobs = [b for b in row.get("_blobs") or [] if not b["name"].startswith("mask:")] or None
         # a texture painted over GrabCut's stand-in ellipse is a blob, not the object remade
         methods = provenance(row).get("stages", {}).get("grabcut_mask", {}).get("methods") or []
         selected = work(row)["selected"]
@@ -73,11 +65,9 @@ class MaterialProposeStage(Stage):
                 continue
             mask_png = blob(row, f"mask:{i}")
             en_object, zh_object = object_phrases(obj)
-            for material in rng.sample(self.materials, min(self.materials_per_object, len(self.materials))):
+            for material in draw(rng, self.materials, self.materials_per_object):
                 en_material, zh_material = material_names(material)
-                candidate = dict(row)
-                candidate["_blobs"] = shared_blobs  # the depth map stays for the ControlNet
-                candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
+                candidate = new_candidate(row, TASK, len(out), drop_blobs="mask:")  # the depth map stays for the ControlNet
                 candidate["mask"] = schema.image_value(mask_png)
                 candidate["edit"] = schema.dumps(
                     {
@@ -100,14 +90,12 @@ class MaterialProposeStage(Stage):
 def build(cfg: dict[str, Any]) -> list[Stage]:
     task_cfg = cfg["tasks"][TASK]
     only = (TASK,)
-    select = SelectObjectsStage(only, task_cfg["max_objects"], task_cfg["min_object_fraction"], task_cfg["max_object_fraction"], task_cfg["skip_labels"])
+    objects = object_mask_stages(cfg, TASK)
     finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), MaterialGateStage(only, task_cfg["gate"])]
     seed = cfg["run"]["seed"]
     if cfg["profile"] == "cpu":
-        grabcut = cfg["stages"]["grabcut"]
         return [
-            select,
-            GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
+            *objects,
             MaterialProposeStage(task_cfg["classical_materials"], task_cfg["materials_per_object"], seed, CLASSICAL_MATERIALS),
             MaterialSwapStage(only, task_cfg["texture_scale"], task_cfg["shading_sigma"], task_cfg["feather_px"]),
             *finish,
@@ -115,10 +103,7 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     from pipeline.model_stages import make_stage
 
     return [
-        GroundingPhrasesStage(only, task_cfg["skip_labels"]),
-        make_stage("florence2", cfg, only),
-        select,
-        make_stage("sam2", cfg, only),
+        *objects,
         make_stage("zoedepth", cfg, only),
         MaterialProposeStage(task_cfg["materials"], task_cfg["materials_per_object"], seed),
         make_stage("controlnet_depth", cfg, only),

@@ -17,6 +17,7 @@ import numpy as np
 from filters.motion_gate import MotionGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
+from stages.candidates import new_candidate
 from stages.image_io import decode_mask, encode_png
 from stages.motion_describe import MotionDescribeStage
 from stages.motion_direction import DIRECTION_EN, DIRECTION_ZH, classify_motion
@@ -145,7 +146,6 @@ class MotionProposeStage(Stage):
     def process_row(self, row: Row) -> list[Row]:
         state = work(row)
         sampled = state["motion_frames"]
-        key = schema.loads(row["_input"])["key"]
         width, height = int(row["width"]), int(row["height"])
         video = state["video"]
         scale = (width / video["width"], height / video["height"])
@@ -162,9 +162,8 @@ class MotionProposeStage(Stage):
             slots_en, slots_zh = {"object": en_object}, {"object": zh_object}
             if direction:
                 slots_en["direction"], slots_zh["direction"] = DIRECTION_EN[direction], DIRECTION_ZH[direction]
-            candidate = dict(row)
+            candidate = new_candidate(row, TASK, len(out))
             candidate["_blobs"] = [{"name": "subject:source", "data": encode_png(mask_a.astype(np.uint8) * 255)}]
-            candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
             candidate["source_image"] = schema.image_value(blob(row, f"frame:{a}"), row["source_image"].get("path"))
             candidate["target_image"] = schema.image_value(blob(row, f"frame:{b}"))
             candidate["mask"] = schema.image_value(encode_png(union.astype(np.uint8) * 255))

@@ -11,8 +11,6 @@ refinement is a full-strength fill of the skin mask, not the low-strength pass i
 
 from __future__ import annotations
 
-import hashlib
-import random
 from typing import Any
 
 import numpy as np
@@ -20,6 +18,7 @@ import numpy as np
 from filters.portrait_gate import PortraitGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
+from stages.candidates import candidate_rng, draw, new_candidate
 from stages.face_find import FaceFindStage, FacePhrasesStage
 from stages.image_io import decode_mask, encode_png
 from stages.portrait_retouch import OPERATIONS, PortraitRetouchStage, slim_region
@@ -73,11 +72,6 @@ def refine_prompt(operations: list[str]) -> str:
     return "a natural close-up portrait photo of a person with " + ", ".join(OPERATION_WORDS[op][2] for op in operations) + ", soft light"
 
 
-def candidate_rng(row: Row, seed: int) -> random.Random:
-    key = f"{seed}|{row['source_sha256']}|{row['_unit']}"
-    return random.Random(int(hashlib.sha256(key.encode()).hexdigest(), 16))
-
-
 class PortraitProposeStage(Stage):
     """One candidate per (face, retouch recipe); the mask is the skin plus the area a slimming
     warp moves."""
@@ -100,7 +94,6 @@ class PortraitProposeStage(Stage):
 
     def process_row(self, row: Row) -> list[Row]:
         rng = candidate_rng(row, self.seed)
-        key = schema.loads(row["_input"])["key"]
         shape = (row["height"], row["width"])
         out: list[Row] = []
         for i, face in enumerate(work(row)["faces"]):
@@ -111,13 +104,11 @@ class PortraitProposeStage(Stage):
             if share < self.min_skin_share:
                 record_fallback(row, self.name, f"face {i}: skin covers {share:.0%} of its box, too little to retouch; left out")
                 continue
-            for recipe in rng.sample(self.recipes, min(self.recipes_per_face, len(self.recipes))):
+            for recipe in draw(rng, self.recipes, self.recipes_per_face):
                 mask = skin | (slim_region(face["bbox"], shape, self.slim_amount) if "slim" in recipe else False)
                 slots_en, slots_zh = retouch_slots(recipe, face.get("position"))
-                candidate = dict(row)
-                candidate["_blobs"] = [b for b in row.get("_blobs") or [] if not b["name"].startswith("skin:")] or None
+                candidate = new_candidate(row, TASK, len(out), drop_blobs="skin:")
                 set_blob(candidate, "skin", skin_png)
-                candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
                 candidate["mask"] = schema.image_value(encode_png(np.asarray(mask, np.uint8) * 255))
                 candidate["edit"] = schema.dumps(
                     {

@@ -15,17 +15,15 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from filters.mask_change import dilate
 from filters.remove_gate import RemoveGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
-from stages.grabcut_mask import GrabCutMaskStage
-from stages.grounding_phrases import GroundingPhrasesStage
+from stages.candidates import box_mask, mask_methods, new_candidate, object_mask_stages, object_phrases
 from stages.image_io import decode_mask, encode_png
 from stages.opencv_inpaint import OpenCvInpaintStage
-from stages.rows import blob, provenance, record_fallback, record_stage, work
-from stages.select_objects import SelectObjectsStage
+from stages.rows import blob, record_fallback, record_stage, work
 from stages.template_instructions import TemplateInstructionStage
-from stages.vocabulary import object_zh
 
 TASK = "subject_remove"
 PROFILES = ("cpu", "tiny", "gpu")
@@ -45,25 +43,8 @@ TEMPLATES_ZH = [
     "去掉图里的{object}。",
 ]
 
-# which of two or more same-label objects is meant
-POSITION_EN = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom", "middle": "in the middle"}
-POSITION_ZH = {"left": "左边的", "right": "右边的", "top": "上方的", "bottom": "下方的", "middle": "中间的"}
-
 # (object, every annotated object, image width and height) -> slots_en, slots_zh and any extra edit fields
 Describe = Callable[[dict, list[dict], tuple[int, int]], dict[str, Any]]
-
-
-def object_names(label: str) -> tuple[str, str]:
-    return label, object_zh(label) or label
-
-
-def object_phrases(obj: dict[str, Any]) -> tuple[str, str]:
-    """'cup on the left' / '左边的杯子' where the label alone is ambiguous, else the bare label."""
-    en, zh = object_names(obj["label"])
-    position = obj.get("position")
-    if not position:
-        return en, zh
-    return f"{en} {POSITION_EN[position]}", f"{POSITION_ZH[position]}{zh}"
 
 
 def describe_removal(obj: dict, objects: list[dict], size: tuple[int, int]) -> dict[str, Any]:
@@ -81,22 +62,6 @@ def box_span(mask: np.ndarray, box: list[float]) -> float:
     across = (min(xs.max() + 1, x + w) - max(xs.min(), x)) / max(1.0, w)
     down = (min(ys.max() + 1, y + h) - max(ys.min(), y)) / max(1.0, h)
     return float(max(0.0, min(across, down)))
-
-
-def box_mask(box: list[float], shape: tuple[int, int]) -> np.ndarray:
-    x, y, w, h = box
-    mask = np.zeros(shape, bool)
-    mask[max(0, int(y)) : int(np.ceil(y + h)), max(0, int(x)) : int(np.ceil(x + w))] = True
-    return mask
-
-
-def segmenter_methods(row: Row) -> list[str]:
-    """Per selected object, how its mask was made ('grabcut', 'sam2', or the 'ellipse' fallback)."""
-    stages = provenance(row).get("stages", {})
-    for name in ("grabcut_mask", "sam2_mask"):
-        if "methods" in stages.get(name, {}):
-            return stages[name]["methods"]
-    return []
 
 
 def object_region(mask: np.ndarray, box: list[float], method: str | None, min_span: float) -> tuple[np.ndarray, str]:
@@ -120,10 +85,7 @@ def removal_mask(mask: np.ndarray, dilate_px: int, hull: bool) -> np.ndarray:
         points = cv2.findNonZero(region)
         region = np.zeros_like(region)
         cv2.fillConvexPoly(region, cv2.convexHull(points), 1)
-    if dilate_px > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate_px + 1, 2 * dilate_px + 1))
-        region = cv2.dilate(region, kernel)
-    return region.astype(bool)
+    return dilate(region, dilate_px)
 
 
 class RemovalProposeStage(Stage):
@@ -144,19 +106,16 @@ class RemovalProposeStage(Stage):
         self.background_prompt = background_prompt
 
     def process_row(self, row: Row) -> list[Row]:
-        key = schema.loads(row["_input"])["key"]
         state = work(row)
         size = (row["width"], row["height"])
         dilate_px = max(1, int(round(self.dilate_fraction * max(size))))
-        methods = segmenter_methods(row)
+        methods = mask_methods(row)
         out: list[Row] = []
         for i, obj in enumerate(state["selected"]):
             method = methods[i] if i < len(methods) else None
             region, region_source = object_region(decode_mask(blob(row, f"mask:{i}")), obj["bbox"], method, self.min_box_span)
             mask = removal_mask(region, dilate_px, self.hull)
-            candidate = dict(row)
-            candidate["_blobs"] = [b for b in row.get("_blobs") or [] if not b["name"].startswith("mask:")] or None
-            candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, self.task, len(out))
+            candidate = new_candidate(row, self.task, len(out), drop_blobs="mask:")
             candidate["mask"] = schema.image_value(encode_png(mask.astype(np.uint8) * 255))
             edit = {
                 "type": self.task,
@@ -183,30 +142,17 @@ def removal_stages(task: str, cfg: dict[str, Any], describe: Describe) -> list[S
     of subject_remove and subject_add."""
     task_cfg = cfg["tasks"][task]
     only = (task,)
-    select = SelectObjectsStage(only, task_cfg["max_objects"], task_cfg["min_object_fraction"], task_cfg["max_object_fraction"], task_cfg["skip_labels"])
+    objects = object_mask_stages(cfg, task)
     propose = RemovalProposeStage(
         task, describe, task_cfg["mask_dilate_fraction"], task_cfg["mask_hull"], task_cfg["min_box_span"],
         task_cfg["background_prompt"],
     )
     if cfg["profile"] == "cpu":
-        grabcut = cfg["stages"]["grabcut"]
         fill = task_cfg["cpu_inpaint"]
-        return [
-            select,
-            GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
-            propose,
-            OpenCvInpaintStage(only, fill["method"], fill["radius_px"], fill["max_area_fraction"], fill["texture_edge_density"]),
-        ]
+        return [*objects, propose, OpenCvInpaintStage(only, fill["method"], fill["radius_px"], fill["max_area_fraction"], fill["texture_edge_density"])]
     from pipeline.model_stages import make_stage
 
-    return [
-        GroundingPhrasesStage(only, task_cfg["skip_labels"]),
-        make_stage("florence2", cfg, only),
-        select,
-        make_stage("sam2", cfg, only),
-        propose,
-        make_stage("flux_fill", cfg, only),
-    ]
+    return [*objects, propose, make_stage("flux_fill", cfg, only)]
 
 
 def build(cfg: dict[str, Any]) -> list[Stage]:

@@ -17,16 +17,14 @@ import numpy as np
 from filters.replace_gate import ReplaceGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
-from stages.grabcut_mask import GrabCutMaskStage
+from stages.candidates import box_mask, candidate_rng, draw, grabcut_stage, input_key, new_candidate, object_phrases, select_stage
 from stages.image_io import decode_mask, encode_png
 from stages.object_bank import donor_bank, donors_for
 from stages.poisson_paste import OTHER_OBJECTS, PoissonPasteStage
 from stages.replace_choice import ChosenObjectSelectStage, ReplaceChoiceStage
 from stages.replace_vocabulary import noun_zh, with_article
 from stages.rows import blob, record_stage, set_blob, work
-from stages.select_objects import SelectObjectsStage
 from stages.template_instructions import TemplateInstructionStage
-from tasks.color import candidate_rng, object_phrases
 
 TASK = "subject_replace"
 PROFILES = ("cpu", "tiny", "gpu")
@@ -45,13 +43,6 @@ TEMPLATES_ZH = [
     "把{old}变成{new}。",
     "去掉{old}，在原来的位置放上{new}。",
 ]
-
-
-def box_mask(box: list[float], height: int, width: int) -> np.ndarray:
-    x, y, w, h = box
-    mask = np.zeros((height, width), bool)
-    mask[max(0, int(y)) : min(height, int(math.ceil(y + h))), max(0, int(x)) : min(width, int(math.ceil(x + w)))] = True
-    return mask
 
 
 def aspect_change(a: float, b: float) -> float:
@@ -114,16 +105,14 @@ class ReplaceProposeStage(Stage):
     def process_row(self, row: Row) -> list[Row]:
         if self.bank_params is not None and self.bank is None:
             self.setup()
-        key = schema.loads(row["_input"])["key"]
+        key = input_key(row)
         state = work(row)
         proposals = self._donor_edits(row, key, state) if self.bank is not None else self._model_edits(row, state)
         out = []
         for i, (mask, edit, protect) in enumerate(proposals):
-            candidate = dict(row)
-            candidate["_blobs"] = [b for b in row.get("_blobs") or [] if not b["name"].startswith("mask:")] or None
+            candidate = new_candidate(row, TASK, i, drop_blobs="mask:")
             if protect is not None:
                 set_blob(candidate, OTHER_OBJECTS, protect)
-            candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, i)
             candidate["mask"] = schema.image_value(mask)
             candidate["edit"] = schema.dumps(edit)
             record_stage(candidate, self.name, object=edit["object"], new_object=edit["new_object"])
@@ -149,7 +138,7 @@ class ReplaceProposeStage(Stage):
             by_label = {}
             for donor in sorted(usable, key=lambda d: (aspect_change(d.aspect, box_aspect), d.id)):
                 by_label.setdefault(donor.label.lower(), donor)
-            picks = rng.sample(sorted(by_label.values(), key=lambda d: d.id), min(self.donors_per_object, len(by_label)))
+            picks = draw(rng, sorted(by_label.values(), key=lambda d: d.id), self.donors_per_object)
             for donor in picks:
                 edit = replace_edit(
                     obj, donor.label.lower(), noun_zh(donor.label), self.prompt_template, method="donor_paste",
@@ -163,7 +152,7 @@ class ReplaceProposeStage(Stage):
         mask_png = blob(row, "mask:0")
         if self.model_region == "box":
             # room for a stand-in of another shape; the mask still bounds it where it reaches further
-            region = box_mask(obj["bbox"], row["height"], row["width"]) | decode_mask(mask_png)
+            region = box_mask(obj["bbox"], (row["height"], row["width"])) | decode_mask(mask_png)
             mask_png = encode_png(region.astype(np.uint8) * 255)
         edit = replace_edit(
             obj, choice["new"], choice.get("new_zh"), self.prompt_template, method="flux_fill",
@@ -188,8 +177,8 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
             "max_box_fraction": donors["max_box_fraction"],
         }
         return [
-            SelectObjectsStage(only, task_cfg["max_objects"], *fractions, task_cfg["skip_labels"]),
-            GrabCutMaskStage(only, grabcut["iterations"], grabcut["box_margin"], grabcut["min_mask_fraction"], grabcut["max_mask_fraction"]),
+            select_stage(task_cfg, only),
+            grabcut_stage(cfg, only),
             ReplaceProposeStage(
                 cfg["run"]["seed"], task_cfg["prompt_template"], bank, donors["per_object"], donors["max_aspect_change"],
                 donors["max_upscale"],

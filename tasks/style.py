@@ -13,12 +13,12 @@ from typing import Any
 from filters.style_gate import StyleGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
+from stages.candidates import candidate_rng, check_known, check_renderable, draw, new_candidate
 from stages.rows import record_stage
 from stages.style_filters import RENDERERS
 from stages.style_render import StyleRenderStage
 from stages.style_vocabulary import STYLES, style_names, style_prompt
 from stages.template_instructions import TemplateInstructionStage
-from tasks.color import candidate_rng
 
 TASK = "style_transfer"
 PROFILES = ("cpu", "tiny", "gpu")
@@ -47,23 +47,18 @@ class StyleProposeStage(Stage):
     tasks = (TASK,)
 
     def __init__(self, styles: list[str], styles_per_image: int, seed: int, renderable: set[str] | None = None):
-        unknown = [s for s in styles if s not in STYLES]
-        if unknown:
-            raise ValueError(f"unknown styles: {unknown}; known: {', '.join(STYLES)}")
-        if renderable is not None and set(styles) - renderable:
-            raise ValueError(f"styles with no classical renderer: {sorted(set(styles) - renderable)}; have: {', '.join(sorted(renderable))}")
+        check_known(styles, STYLES, "styles")
+        check_renderable(styles, renderable, "styles with no classical renderer")
         self.styles = styles
         self.styles_per_image = styles_per_image
         self.seed = seed
 
     def process_row(self, row: Row) -> list[Row]:
         rng = candidate_rng(row, self.seed)
-        key = schema.loads(row["_input"])["key"]
         out: list[Row] = []
-        for style in rng.sample(self.styles, min(self.styles_per_image, len(self.styles))):
+        for style in draw(rng, self.styles, self.styles_per_image):
             en, zh = style_names(style)
-            candidate = dict(row)
-            candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
+            candidate = new_candidate(row, TASK, len(out))
             candidate["mask"] = None  # the whole picture changes
             candidate["edit"] = schema.dumps(
                 {

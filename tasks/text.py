@@ -9,8 +9,6 @@ tiny and gpu: Florence-2 `<OCR_WITH_REGION>` finds the lines and Flux-Fill erase
 
 from __future__ import annotations
 
-import hashlib
-import random
 from typing import Any
 
 import numpy as np
@@ -18,6 +16,7 @@ import numpy as np
 from filters.text_gate import TextGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
+from stages.candidates import candidate_rng, new_candidate
 from stages.image_io import decode_png, encode_png
 from stages.rows import record_fallback, record_stage, work
 from stages.template_instructions import TemplateInstructionStage
@@ -51,11 +50,6 @@ ERASE_PROMPTS = {
     "label": "a blank label with no text or letters on it",
     "poster": "a blank poster with no text or letters on it",
 }
-
-
-def candidate_rng(row: Row, seed: int) -> random.Random:
-    key = f"{seed}|{row['source_sha256']}|{row['_unit']}"
-    return random.Random(int(hashlib.sha256(key.encode()).hexdigest(), 16))
 
 
 def line_style(rgb: np.ndarray, item: dict) -> dict | None:
@@ -100,7 +94,6 @@ class TextProposeStage(Stage):
         rgb = decode_png(row["source_image"]["bytes"])
         state = work(row)
         rng = candidate_rng(row, self.seed)
-        key = schema.loads(row["_input"])["key"]
         out: list[Row] = []
         for i, item in enumerate(state.get("texts", [])[: self.max_texts]):
             style = line_style(rgb, item)
@@ -116,13 +109,12 @@ class TextProposeStage(Stage):
                 if mask.mean() > self.max_mask_fraction:
                     record_fallback(row, self.name, f"line {i}: the text box would cover {mask.mean():.0%} of the image, left out")
                     continue
-                out.append(self._candidate(row, key, len(out), i, item, new, style, frame, edit_frame, px, ink_centre, mask))
+                out.append(self._candidate(row, len(out), i, item, new, style, frame, edit_frame, px, ink_centre, mask))
         return out
 
-    def _candidate(self, row, key, index, line, item, new, style, frame, edit_frame, px, ink_centre, mask) -> Row:
+    def _candidate(self, row, index, line, item, new, style, frame, edit_frame, px, ink_centre, mask) -> Row:
         where_en, where_zh = KIND_NAMES[item.get("kind", "photo")]
-        candidate = dict(row)
-        candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, index)
+        candidate = new_candidate(row, TASK, index)
         candidate["mask"] = schema.image_value(encode_png(mask.astype(np.uint8) * 255))
         x, y = np.nonzero(mask)[1], np.nonzero(mask)[0]
         candidate["edit"] = schema.dumps(

@@ -14,11 +14,11 @@ from typing import Any
 from filters.tone_gate import STATISTICS, ToneGateStage
 from pipeline import schema
 from stages.base import Resources, Row, Stage
+from stages.candidates import candidate_rng, check_known, draw, new_candidate
 from stages.rows import record_stage
 from stages.template_instructions import TemplateInstructionStage
 from stages.tone_render import CLASSICAL, CLASSICAL_TONE_EDITS, ToneRenderStage
 from stages.tone_vocabulary import SLOT_OF_KIND, TONE_EDITS
-from tasks.color import candidate_rng
 
 TASK = "tone_transformation"
 PROFILES = ("cpu", "tiny", "gpu")
@@ -73,9 +73,7 @@ class ToneProposeStage(Stage):
 
     def __init__(self, groups: list[tuple[list[str], int]], seed: int, renderable: frozenset[str] | None = None):
         names = [n for group, _ in groups for n in group]
-        unknown = [n for n in names if n not in TONE_EDITS]
-        if unknown:
-            raise ValueError(f"unknown tone edits: {unknown}; known: {', '.join(TONE_EDITS)}")
+        check_known(names, TONE_EDITS, "tone edits")
         unmeasured = [(n, stat) for n in names for stat, _ in TONE_EDITS[n].expect if stat not in STATISTICS]
         if unmeasured:
             raise ValueError(f"tone edits expect statistics the gate cannot measure: {unmeasured}")
@@ -86,14 +84,12 @@ class ToneProposeStage(Stage):
 
     def process_row(self, row: Row) -> list[Row]:
         rng = candidate_rng(row, self.seed)
-        key = schema.loads(row["_input"])["key"]
         out: list[Row] = []
         for names, count in self.groups:
-            for name in rng.sample(names, min(count, len(names))):
+            for name in draw(rng, names, count):
                 edit = TONE_EDITS[name]
                 slot = SLOT_OF_KIND[edit.kind]
-                candidate = dict(row)
-                candidate["sample_id"] = schema.sample_id(row["source_sha256"], key, TASK, len(out))
+                candidate = new_candidate(row, TASK, len(out))
                 candidate["mask"] = None  # the whole picture changes
                 candidate["edit"] = schema.dumps(
                     {

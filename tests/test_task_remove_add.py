@@ -8,6 +8,7 @@ import pytest
 from filters.remove_gate import AddGateStage, RemoveGateStage, removal_gate_results
 from pipeline import config, models, schema
 from pipeline.stage_runner import run_stage
+from stages.candidates import box_mask
 from stages.diffusion_common import dilate
 from stages.flux_fill import FluxFillStage
 from stages.image_io import decode_mask, decode_png
@@ -186,7 +187,7 @@ def test_tiny_recipe_asks_flux_fill_to_fill_the_grown_sam2_mask_with_background(
     assert np.array_equal(sent, dilate(candidate_mask, flux.mask_dilate_px))
     edit = schema.loads(row["edit"])
     if edit["mask_source"].startswith("box"):  # the segmenter failed (random weights): the whole box goes
-        covered = remove_task.box_mask(box, candidate_mask.shape)
+        covered = box_mask(box, candidate_mask.shape)
     else:
         covered = segmented
     assert candidate_mask[dilate(covered, edit["mask_dilate_px"])].all()

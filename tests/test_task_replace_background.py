@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from filters.background_gate import background_gate_results
-from filters.replace_gate import replace_gate_results, structure_similarity
+from filters.edges import structure_similarity
+from filters.replace_gate import replace_gate_results
 from pipeline import config, models, schema
 from pipeline.annotations import load_coco
 from pipeline.inputs import SAMPLES_ANNOTATIONS, samples_dir
@@ -31,7 +32,8 @@ from stages.replace_vocabulary import REPLACEMENTS, replacement_problem, with_ar
 from stages.rows import provenance, work
 from tasks import build_stages
 from stages.background_subject import subject_mask
-from tasks.background import BackgroundProposeStage, mask_methods
+from stages.candidates import mask_methods
+from tasks.background import BackgroundProposeStage
 from tests.model_rows import record_pipeline_calls
 
 REPLACE, BACKGROUND = "subject_replace", "background_change"

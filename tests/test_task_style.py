@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import skimage.data
 
-from filters.style_gate import edge_f1, style_gate_results
+from filters.edges import edge_f1
+from filters.style_gate import style_gate_results
 from pipeline import config, models, schema
 from pipeline.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
