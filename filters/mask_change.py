@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from filters.gates import GateResult
 from stages.base import Row
+from stages.mask_ops import dilate, erode  # noqa: F401 - gates use them from here
 from stages.rows import provenance
 
 
@@ -15,17 +15,6 @@ def mean_abs_change(source: np.ndarray, target: np.ndarray, region: np.ndarray) 
         return 0.0
     diff = np.abs(source.astype(np.int16) - target.astype(np.int16)).mean(axis=2)
     return float(diff[region].mean())
-
-
-def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
-    if pixels <= 0:
-        return mask.astype(bool)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
-
-
-def erode(mask: np.ndarray, pixels: int) -> np.ndarray:
-    return ~dilate(~mask.astype(bool), pixels)
 
 
 def outside_change(source: np.ndarray, target: np.ndarray, mask: np.ndarray, margin_px: int = 2) -> float:

@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
+from stages.mask_ops import dilate  # noqa: F401 - part of this module's helpers
+
 from pipeline import schema
 from stages.base import Resources, Row, Stage
 from stages.image_io import decode_mask, decode_png, encode_png
@@ -53,13 +55,6 @@ def resize_rgb(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), (size_hw[1], size_hw[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
-
-
-def dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    if px <= 0:
-        return mask.astype(bool)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
 
 def paste_inside(source: np.ndarray, generated: np.ndarray, region: np.ndarray, feather_px: int) -> np.ndarray:
