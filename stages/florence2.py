@@ -136,11 +136,9 @@ class _Query:
         return self.task + (self.phrase or "")
 
 
-class Florence2GroundingStage(Stage):
-    """Boxes for the phrases a task asks for (`phrases` in the row's work state), or for every
-    object `<OD>` finds; written as `objects`, the same place annotations go."""
+class Florence2Stage(Stage):
+    """What every Florence-2 stage shares: the model loaded once, prompts run in micro-batches."""
 
-    name = "florence2_grounding"
     uses_model = True
 
     def __init__(
@@ -172,6 +170,13 @@ class Florence2GroundingStage(Stage):
                 self.florence, images[start : start + step], prompts[start : start + step], self.max_new_tokens, self.num_beams
             )
         return texts
+
+
+class Florence2GroundingStage(Florence2Stage):
+    """Boxes for the phrases a task asks for (`phrases` in the row's work state), or for every
+    object `<OD>` finds; written as `objects`, the same place annotations go."""
+
+    name = "florence2_grounding"
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
         images = [decode_png(row["source_image"]["bytes"]) for row in rows]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.base import Resources, Row, Stage
-from stages.florence2 import OCR_WITH_REGION, Florence2, generate_texts, image_size, load_florence2, parse_generation
+from stages.base import Row
+from stages.florence2 import OCR_WITH_REGION, Florence2Stage, image_size, parse_generation
 from stages.image_io import decode_png
 from stages.rows import record_fallback, record_stage, update_work
 from stages.torch_device import dtype_name
@@ -33,37 +33,8 @@ def texts_from_regions(parsed: dict, width: int, height: int, min_side: float = 
     return lines
 
 
-class Florence2OcrStage(Stage):
+class Florence2OcrStage(Florence2Stage):
     name = "florence2_ocr"
-    uses_model = True
-
-    def __init__(
-        self,
-        model_ref: str,
-        tasks: tuple[str, ...],
-        revision: str | None = None,
-        batch_size: int = 4,
-        num_gpus: float = 0.25,
-        max_new_tokens: int = 1024,
-        num_beams: int = 3,
-    ):
-        self.model_ref = model_ref
-        self.tasks = tasks
-        self.revision = revision
-        self.resources = Resources(num_gpus=num_gpus, batch_size=batch_size)
-        self.max_new_tokens = max_new_tokens
-        self.num_beams = num_beams
-        self.florence: Florence2 | None = None
-
-    def setup(self) -> None:
-        self.florence = load_florence2(self.model_ref, self.revision)
-
-    def generate(self, images: list[np.ndarray], prompts: list[str]) -> list[str]:
-        texts: list[str] = []
-        step = self.resources.batch_size
-        for start in range(0, len(images), step):
-            texts += generate_texts(self.florence, images[start : start + step], prompts[start : start + step], self.max_new_tokens, self.num_beams)
-        return texts
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
         images = [decode_png(row["source_image"]["bytes"]) for row in rows]
