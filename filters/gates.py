@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pipeline import schema
 from stages.base import Row
 
+AT_MOST, AT_LEAST = "at_most", "at_least"
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -14,27 +16,47 @@ class GateResult:
     value: float
     threshold: float
     passed: bool
+    direction: str = AT_MOST
 
     @classmethod
     def at_most(cls, name: str, value: float, threshold: float) -> "GateResult":
-        return cls(name, float(value), float(threshold), bool(value <= threshold))
+        return cls(name, float(value), float(threshold), bool(value <= threshold), AT_MOST)
 
     @classmethod
     def at_least(cls, name: str, value: float, threshold: float) -> "GateResult":
-        return cls(name, float(value), float(threshold), bool(value >= threshold))
+        return cls(name, float(value), float(threshold), bool(value >= threshold), AT_LEAST)
+
+
+def margin(gate: dict) -> float:
+    """How far a recorded gate's value is on the passing side of its threshold, relative to the
+    threshold (negative when it failed). Gates without a direction count as just passing."""
+    direction = gate.get("direction")
+    if direction not in (AT_MOST, AT_LEAST):
+        return 0.0 if gate["passed"] else -1.0
+    scale = max(abs(float(gate["threshold"])), 1e-6)
+    gap = float(gate["threshold"]) - float(gate["value"])
+    return gap / scale if direction == AT_MOST else -gap / scale
 
 
 def record_gates(row: Row, results: list[GateResult]) -> Row:
-    """Store each gate's value and verdict in `scores`; the row is ok only if all passed."""
+    """Add each gate's value and verdict to `scores`. The verdict covers every gate recorded on
+    the row so far, so a later gate can reject a row but never pass one an earlier gate failed.
+    `gate_score` is the smallest margin over them: how comfortably the row passed."""
     scores = schema.loads(row.get("scores"))
     gates = scores.setdefault("gates", {})
     for result in results:
-        gates[result.name] = {"value": round(result.value, 4), "threshold": result.threshold, "passed": result.passed}
+        gates[result.name] = {
+            "value": round(result.value, 4),
+            "threshold": result.threshold,
+            "passed": result.passed,
+            "direction": result.direction,
+        }
+    scores["gate_score"] = round(min((margin(g) for g in gates.values()), default=0.0), 4)
     row["scores"] = schema.dumps(scores)
-    failed = [r for r in results if not r.passed]
+    failed = [(name, g) for name, g in gates.items() if not g["passed"]]
     if failed:
         row["status"] = schema.REJECTED
-        row["reason"] = "; ".join(f"{r.name} {r.value:.3g} (limit {r.threshold:g})" for r in failed)
+        row["reason"] = "; ".join(f"{name} {g['value']:.3g} (limit {g['threshold']:g})" for name, g in failed)
     else:
         row["status"] = schema.OK
         row["reason"] = None

@@ -107,8 +107,9 @@ def parse_set(item: str) -> dict[str, Any]:
 
 def base_schema() -> dict[str, Any]:
     schema = _read_yaml(CONFIG_DIR / "defaults.yaml")
-    for task_file in sorted((CONFIG_DIR / "tasks").glob("*.yaml")):
-        schema = _deep_merge(schema, _read_yaml(task_file))
+    # every task's and every filter's keys are part of the defaults
+    for layer in sorted((CONFIG_DIR / "tasks").glob("*.yaml")) + sorted((CONFIG_DIR / "filters").glob("*.yaml")):
+        schema = _deep_merge(schema, _read_yaml(layer))
     return schema
 
 

@@ -48,3 +48,18 @@ def test_rows_without_a_verdict_or_images_become_errors(tmp_path):
     errors = pq.read_table(tmp_path / "errors" / "shard-00000.parquet").to_pylist()
     reasons = sorted(r["reason"] for r in errors)
     assert reasons == ["pipeline: a ok row lacks its source or target image", "pipeline: the row reached the end without a verdict"]
+
+
+def test_gates_accumulate_and_a_later_gate_can_only_reject():
+    from filters.gates import GateResult, record_gates
+
+    row = {"status": schema.PENDING}
+    record_gates(row, [GateResult.at_most("outside", 0.2, 0.5), GateResult.at_least("inside", 8.0, 4.0)])
+    assert row["status"] == schema.OK
+    # margins relative to the threshold: (0.5 - 0.2) / 0.5 and (8 - 4) / 4; the smaller wins
+    assert json.loads(row["scores"])["gate_score"] == 0.6
+    record_gates(row, [GateResult.at_least("sharpness", 0.5, 0.8)])
+    assert row["status"] == schema.REJECTED and row["reason"].startswith("sharpness 0.5")
+    record_gates(row, [GateResult.at_most("noise", 0.1, 1.0)])
+    assert row["status"] == schema.REJECTED  # the earlier failure stands
+    assert set(json.loads(row["scores"])["gates"]) == {"outside", "inside", "sharpness", "noise"}
