@@ -14,7 +14,7 @@ from stages.rows import mark, record_stage
 
 
 def _applies(stage: Stage, row: Row) -> bool:
-    return row.get("status") == schema.PENDING and (stage.tasks is None or row.get("task") in stage.tasks)
+    return row.get("status") in stage.accepts and (stage.tasks is None or row.get("task") in stage.tasks)
 
 
 def _error_row(row: Row, stage: Stage, exc: BaseException) -> Row:

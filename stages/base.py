@@ -26,6 +26,9 @@ class Stage:
     uses_model: bool = False  # run as a fixed-size actor pool that keeps its model loaded
     fans_out: bool = False  # one row in, any number out: the task's proposal step
     tasks: tuple[str, ...] | None = None  # rows of these tasks only; None: every task
+    # rows in these states reach the stage; gates and judges after a task's own gate also see
+    # rows that already have a verdict
+    accepts: tuple[str, ...] = ("pending",)
 
     def setup(self) -> None:
         pass

@@ -105,3 +105,11 @@ def test_a_single_row_that_does_not_fit_becomes_an_error_row():
     out = run_stage(stage, [_row(0), _row(1)])
     assert [r["status"] for r in out] == [schema.ERROR, schema.ERROR]
     assert "OutOfMemoryError" in out[0]["reason"]
+
+
+def test_a_stage_sees_the_states_it_accepts():
+    stage = Doubler()
+    stage.accepts = ("ok", "rejected")
+    rows = [_row(0), _row(1, status=schema.OK), _row(2, status=schema.REJECTED), _row(3, status=schema.ERROR)]
+    out = {r["sample_id"]: r["value"] for r in run_stage(stage, rows)}
+    assert out == {"s0": 0, "s1": 2, "s2": 4, "s3": 3}
