@@ -30,6 +30,8 @@ def _add_run(sub) -> None:
     p.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. run.shard_size=4")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--judge-url", help="OpenAI-compatible base URL of a served judge, e.g. http://host:8000/v1 (key: OPENAI_API_KEY)")
+    p.add_argument("--judge-model", help="the served judge's model name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
     models_cli.add_parser(sub)
+    se = sub.add_parser("select", help="rerun the selection phase: dedup and the 1-in-20 choice, hq/", description="Dedup and select the high-quality subset of a finished run.")
+    se.add_argument("run_dir")
+    se.add_argument("--set", action="append", default=[], metavar="select.KEY=VALUE")
+    ex = sub.add_parser("export", help="export a run's high-quality subset with a dataset card", description="Export selected triplets, a dataset card and a checksummed manifest.")
+    ex.add_argument("run_dir")
+    ex.add_argument("--to", required=True, help="export folder")
+    ex.add_argument("--format", choices=["parquet", "webdataset"], default="parquet")
+    ex.add_argument("--keep-ratio", type=float, help="re-rank: this share of each task's candidates")
+    ex.add_argument("--min-o", type=float, help="minimum VIEScore O, for rows that have one")
+    ex.add_argument("--per-task", type=int, help="at most N rows per task")
+    ex.add_argument("--exclude-benchmark", help="drop rows whose source is a near duplicate of an image in this folder")
+    ex.add_argument("--include-unknown-license", action="store_true", help="keep rows whose licence is unknown")
     pl = sub.add_parser("plan", help="show how a profile's model stages fit on GPUs, loading nothing", description="Fit the model stages onto GPUs from the registry's sizes.")
     pl.add_argument("--profile", default="gpu")
     pl.add_argument("--task", default="all")
@@ -76,6 +90,12 @@ def _run_config(args) -> dict:
         flags["ray"]["address"] = args.address
     if args.no_progress:
         flags["run"]["progress"] = False
+    if args.judge_url or args.judge_model:
+        flags["judge"] = {"backend": "openai"}
+        if args.judge_url:
+            flags["judge"]["url"] = args.judge_url
+        if args.judge_model:
+            flags["judge"]["model"] = args.judge_model
     return config_mod.load_config(args.profile, args.config, [flags, *overrides])
 
 
@@ -155,7 +175,45 @@ def cmd_plan(args) -> int:
     return USAGE_ERROR if problems else 0
 
 
+def cmd_select(args) -> int:
+    import yaml
+
+    from pipeline.selection import SelectionError, select_run
+
+    run = Path(args.run_dir)
+    if not (run / "config.yaml").exists():
+        print(f"error: {run} is not a run folder (no config.yaml)", file=sys.stderr)
+        return USAGE_ERROR
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    try:
+        current = config_mod.load_config(cfg.get("profile"), overrides=[config_mod.parse_set(s) for s in args.set])
+        cfg["select"] = current["select"]
+        result = select_run(run, cfg)
+    except (config_mod.ConfigError, SelectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pipeline.export import ExportError, export_run
+
+    try:
+        result = export_run(
+            Path(args.run_dir), Path(args.to), fmt=args.format, keep_ratio=args.keep_ratio, min_o=args.min_o,
+            per_task=args.per_task, exclude_benchmark=Path(args.exclude_benchmark) if args.exclude_benchmark else None,
+            include_unknown_license=args.include_unknown_license,
+        )
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(json.dumps(result, indent=1, default=str))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run, "plan": cmd_plan}
+    commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run, "plan": cmd_plan,
+                "select": cmd_select, "export": cmd_export}
     return commands[args.command](args)

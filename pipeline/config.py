@@ -16,7 +16,8 @@ import yaml
 CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve().parent.parent / "configs"))
 
 # Keys that change how a run executes but not what it produces: a rerun may change them freely.
-EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus")
+EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "select")
+# `select` is left out because the selection phase keeps its own identity (selection/done.json)
 
 
 class ConfigError(ValueError):

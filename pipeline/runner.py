@@ -71,6 +71,20 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="input", desc="inputs x tasks", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
+def filter_stages(cfg: dict[str, Any]) -> list:
+    """What every task's rows go through after their own gates: the judge (or, without one, the
+    note that ranking uses the gate score)."""
+    from filters.judge_stage import make_judge_stage
+
+    try:
+        judge = make_judge_stage(cfg)
+    except ValueError as exc:
+        raise config_mod.ConfigError(str(exc)) from None
+    if cfg["judge"]["backend"] == "qwen" and not cfg["judge"]["model"]:
+        judge.families = ("qwen2_5_vl",)  # the tiny profile builds its twin first
+    return [judge]
+
+
 def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
     """Tiny twins are built here, once, before any actor wants them."""
     families = sorted({f for stage in stages for f in getattr(stage, "families", ())})
@@ -84,6 +98,7 @@ def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None
     tasks = cfg["run"]["tasks"]
     if task_stages is None:
         task_stages = merge_task_stages([build_stages(task, cfg) for task in tasks])  # fails fast if a task is missing
+    task_stages = task_stages + filter_stages(cfg)
     ensure_models(cfg, task_stages, log)
     run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
     plan = _plan(run, cfg, log)
@@ -119,6 +134,12 @@ def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None
 
     manifest = build_manifest(run, plan)
     write_manifest(run, manifest)
+    if manifest["complete"]:
+        from pipeline.selection import select_run
+
+        # the selection phase reads only score columns and skips itself when nothing changed
+        stats["selection"] = select_run(run.root, cfg)
+        manifest = json.loads(run.manifest_file.read_text())
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     # ru_maxrss is KiB on Linux: this driver process alone, not Ray's workers
     stats["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -178,3 +178,42 @@ def test_contact_sheet_draws_one_tile_per_source(sample_run, tmp_path):
     # two tiles of 220 px panels plus captions, three panels wide
     assert sheet.height > 2 * 220 and sheet.width > 3 * 220
     assert main(["sheet", str(sample_run.run_dir), "--out", str(out), "--status", "error"]) == 2
+
+
+def test_run_ends_with_selection_and_the_hq_subset_exports(sample_run, tmp_path):
+    import datasets
+
+    from pipeline.cli import main
+
+    run = sample_run.run_dir
+    manifest = json.loads((run / "manifest.json").read_text())
+    funnel = manifest["funnel"]["color_alteration"]
+    assert funnel["generated"] == manifest["tasks"]["color_alteration"]["ok"] + manifest["tasks"]["color_alteration"]["rejected"]
+    assert 1 <= funnel["kept"] <= max(1, funnel["generated"] // 20)
+    assert (run / "selection" / "done.json").exists() and list((run / "hq").glob("*.parquet"))
+    out = tmp_path / "export"
+    assert main(["export", str(run), "--to", str(out)]) == 0
+    ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
+    assert len(ds) == funnel["kept"] and isinstance(ds[0]["target_image"], Image.Image)
+    assert all(ds[i]["selected"] for i in range(len(ds)))
+    assert (out / "README.md").read_text().startswith("---")
+    assert main(["select", str(run)]) == 0  # repeatable: nothing changed, nothing redone
+
+
+def test_a_served_judge_scores_the_run_and_selection_ranks_by_o(ray_address, tmp_path):
+    from pipeline.cli import main
+    from tests.fake_judge_server import FakeJudgeServer
+
+    with FakeJudgeServer(default="good:8,7") as server:
+        code = main([
+            "run", "--task", "color", "--limit", "1", "--out", str(tmp_path / "r"), "--no-progress",
+            "--judge-url", server.base_url, "--judge-model", "fake-judge", "--set", "decode.working_size=128",
+        ])
+    assert code == 0
+    rows = _all_rows(tmp_path / "r")
+    judged = [json.loads(r) for p in (tmp_path / "r" / "candidates").glob("*.parquet") for r in pq.read_table(p, columns=["judge"]).column("judge").to_pylist()]
+    scored = [j for j in judged if j["state"] == "scored"]
+    assert scored and all(j["sc"] == 7 and j["pq"] == 7 and j["model"] == "fake-judge" for j in scored)
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["funnel"]["color_alteration"]["score_kind"] == "o"
+    assert manifest["funnel"]["color_alteration"]["kept"] >= 1 and rows
