@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("select", help="rerun the selection phase: dedup and the 1-in-20 choice, hq/", description="Dedup and select the high-quality subset of a finished run.")
     se.add_argument("run_dir")
     se.add_argument("--set", action="append", default=[], metavar="select.KEY=VALUE")
+    sc = sub.add_parser("score", help="run the gates and the judge over an existing triplet dataset", description="Gates and judge over Parquet triplets (this project's rows or others' via --columns).")
+    sc.add_argument("--input", required=True, help="a Parquet file or a folder of them")
+    sc.add_argument("--out", required=True)
+    sc.add_argument("--profile", default="cpu")
+    sc.add_argument("--columns", help="map: src=COL,tgt=COL,instruction=COL,mask=COL,task=COL")
+    sc.add_argument("--task", help="the task of every row, when the data has no task column")
+    sc.add_argument("--judge-url")
+    sc.add_argument("--judge-model")
+    sc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ex = sub.add_parser("export", help="export a run's high-quality subset with a dataset card", description="Export selected triplets, a dataset card and a checksummed manifest.")
     ex.add_argument("run_dir")
     ex.add_argument("--to", required=True, help="export folder")
@@ -196,6 +205,23 @@ def cmd_select(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from pipeline.score import ScoreError, parse_columns, score_dataset
+
+    overrides = [config_mod.parse_set(s) for s in args.set]
+    if args.judge_url or args.judge_model:
+        overrides.append({"judge": {"backend": "openai", **({"url": args.judge_url} if args.judge_url else {}), **({"model": args.judge_model} if args.judge_model else {})}})
+    try:
+        cfg = config_mod.load_config(args.profile, overrides=overrides)
+        task = parse_tasks(args.task)[0] if args.task else None
+        summary = score_dataset(Path(args.input), Path(args.out), cfg, parse_columns(args.columns), task)
+    except (config_mod.ConfigError, UnknownTaskError, ScoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(json.dumps(summary["rows"]))
+    return 0
+
+
 def cmd_export(args) -> int:
     from pipeline.export import ExportError, export_run
 
@@ -215,5 +241,5 @@ def cmd_export(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run, "plan": cmd_plan,
-                "select": cmd_select, "export": cmd_export}
+                "select": cmd_select, "export": cmd_export, "score": cmd_score}
     return commands[args.command](args)

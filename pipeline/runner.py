@@ -72,8 +72,10 @@ def _progress_bar(total: int, enabled: bool):
 
 
 def filter_stages(cfg: dict[str, Any]) -> list:
-    """What every task's rows go through after their own gates: the judge (or, without one, the
-    note that ranking uses the gate score)."""
+    """What every task's rows go through after their own gates: the common gates (sanity,
+    alignment, sharpness and noise, sameness), then the judge (or, without one, the note that
+    ranking uses the gate score)."""
+    from filters.common_gates import CommonGatesStage
     from filters.judge_stage import make_judge_stage
 
     try:
@@ -82,7 +84,7 @@ def filter_stages(cfg: dict[str, Any]) -> list:
         raise config_mod.ConfigError(str(exc)) from None
     if cfg["judge"]["backend"] == "qwen" and not cfg["judge"]["model"]:
         judge.families = ("qwen2_5_vl",)  # the tiny profile builds its twin first
-    return [judge]
+    return [CommonGatesStage.from_config(cfg), judge]
 
 
 def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:

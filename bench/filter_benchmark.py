@@ -1,0 +1,330 @@
+"""How well the gates alone separate good triplets from damaged ones.
+
+Good triplets come from the cpu recipes run in-process on the bundled sample photos (decode ->
+each task's stages, exactly as a run shapes its rows); those their own task gate passes are kept.
+Each is then damaged in every way that applies to it:
+
+  unrelated     the target of another photo's edit of the same task, resized to fit
+  noop          the source handed back as the target
+  leak          the edit spilling outside its mask (local edits)
+  noise         heavy Gaussian noise (sigma 25 of 255; `--severity mild`: 8)
+  blur          a Gaussian blur (sigma 2 px at the working size; mild: 1)
+  shifted       the target translated by 2-4% of the long side (mild: 0.5-1%)
+  wrong_colour  the object recoloured to a hue far from the stated one (colour edits)
+  wrong_text    other words rendered in the same place and style (text edits)
+
+Every variant goes through its task gate and then the common gates; the report gives, per kind,
+the share rejected, and the share of the untouched good triplets kept.
+
+    python -m bench.filter_benchmark [--tasks a,b] [--severity standard|mild] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from filters.common_gates import CommonGatesStage
+from filters.gate_stage import GateStage
+from filters.hue import hue_distance, rgb_hue
+from pipeline import config, schema
+from pipeline.inputs import discover
+from pipeline.ray_plan import split_by_task
+from pipeline.stage_runner import run_stage
+from stages.base import Row, Stage
+from stages.decode import DecodeLimits
+from stages.decode_stage import DecodeStage
+from stages.image_io import decode_mask, decode_png, encode_png
+from stages.lab_recolor import recolor
+from stages.text_render import TextRenderStage, render_replacement
+from stages.text_words import replacement_options
+from stages.vocabulary import COLORS
+from tasks import build_stages
+
+DEFAULT_TASKS = (
+    "color_alteration",
+    "material_modification",
+    "subject_remove",
+    "subject_add",
+    "subject_replace",
+    "background_change",
+    "style_transfer",
+    "tone_transformation",
+    "text_modification",
+)
+RESULTS = Path(__file__).resolve().parent / "results" / "filter_benchmark.json"
+KINDS = ("unrelated", "noop", "leak", "noise", "blur", "shifted", "wrong_colour", "wrong_text")
+# how hard each defect is: `standard` is the benchmark; `mild` shows where the limits give out
+SEVERITIES = {
+    "standard": {"noise_sigma": 25.0, "blur_sigma": 2.0, "shift": (0.02, 0.04), "leak": 0.04},
+    "mild": {"noise_sigma": 8.0, "blur_sigma": 1.0, "shift": (0.005, 0.01), "leak": 0.01},
+}
+SEVERITY = dict(SEVERITIES["standard"])  # leak: the spill reaches this share of the long side beyond the mask
+
+
+# ---- good triplets ---------------------------------------------------------------------------
+
+
+def input_rows(cfg: dict[str, Any]) -> list[Row]:
+    """The bundled photos decoded as a run decodes them (videos left out)."""
+    records = [r for r in discover(cfg["input"]) if r["kind"] != "video"]
+    rows = [
+        {"sample_id": "", "task": "", "status": schema.PENDING, "source_uri": r["uri"], "license": r.get("license"), "_shard": 0, "_input": schema.dumps({**r, "index": i})}
+        for i, r in enumerate(records)
+    ]
+    return run_stage(DecodeStage(DecodeLimits(**cfg["decode"])), rows)
+
+
+def task_gate(stages: list[Stage]) -> GateStage:
+    gates = [s for s in stages if isinstance(s, GateStage)]
+    if len(gates) != 1:
+        raise RuntimeError(f"expected one gate stage in the recipe, found {[s.name for s in gates]}")
+    return gates[0]
+
+
+def run_recipe(task: str, cfg: dict[str, Any], inputs: list[Row]) -> tuple[list[Row], GateStage, dict[str, np.ndarray]]:
+    """The task's candidates with their verdicts, its gate, and for text edits the erased
+    picture each was drawn on (to draw other words on it)."""
+    stages = build_stages(task, cfg)
+    rows = split_by_task(inputs, [task])
+    erased: dict[str, np.ndarray] = {}
+    for stage in stages:
+        if isinstance(stage, TextRenderStage):
+            erased = {r["sample_id"]: decode_png(r["target_image"]["bytes"]) for r in rows if r["status"] == schema.PENDING and r.get("target_image")}
+        rows = run_stage(stage, rows)
+    return rows, task_gate(stages), erased
+
+
+# ---- defects ---------------------------------------------------------------------------------
+
+
+def _rng(row: Row, kind: str) -> random.Random:
+    return random.Random(f"{row['sample_id']}|{kind}")
+
+
+def add_noise(target: np.ndarray, rng: random.Random) -> np.ndarray:
+    noise = np.random.default_rng(rng.randrange(2**32)).normal(0.0, SEVERITY["noise_sigma"], target.shape)
+    return np.clip(target.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def blur(target: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(target, (0, 0), SEVERITY["blur_sigma"])
+
+
+def shift(target: np.ndarray, rng: random.Random) -> np.ndarray:
+    height, width = target.shape[:2]
+    distance = rng.uniform(*SEVERITY["shift"]) * max(height, width)
+    angle = rng.uniform(0, 2 * np.pi)
+    matrix = np.float32([[1, 0, distance * np.cos(angle)], [0, 1, distance * np.sin(angle)]])
+    return cv2.warpAffine(target, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def leak(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The edit's colour change spilled over a band around the mask: the band takes the mean
+    colour shift the edit made inside, the way a sloppy recolour or inpaint bleeds."""
+    reach = max(4, round(SEVERITY["leak"] * max(mask.shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    band = (cv2.dilate(mask.astype(np.uint8), kernel) > 0) & ~mask
+    shift_rgb = target[mask].astype(np.float32).mean(axis=0) - source[mask].astype(np.float32).mean(axis=0)
+    if np.abs(shift_rgb).max() < 20:  # an edit with no net colour change (remove, text): spill its texture
+        shift_rgb = np.array([40.0, -30.0, 30.0])
+    out = target.copy()
+    out[band] = np.clip(source[band].astype(np.float32) + shift_rgb, 0, 255).astype(np.uint8)
+    return out
+
+
+def wrong_colour(source: np.ndarray, mask: np.ndarray, edit: dict, cfg: dict[str, Any]) -> np.ndarray:
+    """The object recoloured to the palette colour farthest in hue from the stated one."""
+    task_cfg = cfg["tasks"]["color_alteration"]
+    stated = edit["target_hue"]
+    other = max(task_cfg["palette"], key=lambda c: hue_distance(rgb_hue(COLORS[c][2]), stated))
+    return recolor(source, mask, COLORS[other][2], task_cfg["lightness_shift"], task_cfg["feather_px"])
+
+
+def wrong_text(source: np.ndarray, erased: np.ndarray, mask: np.ndarray, edit: dict, cfg: dict[str, Any]) -> np.ndarray:
+    """Other words than the instruction's, drawn in the same place, font and colour."""
+    stated = edit["new_text"]
+    options = [w for w in replacement_options(edit["old_text"], edit["lang"] == "zh") if w.casefold() != stated.casefold()]
+    options = options or ["WRONG" if edit["lang"] != "zh" else "错误"]
+    other = dict(edit, new_text=options[0])
+    return render_replacement(source, erased, mask, other, cfg["tasks"]["text_modification"]["feather_px"])
+
+
+def unrelated(row: Row, pool: list[Row]) -> np.ndarray | None:
+    """Another photo's target of the same task, resized to this row's size."""
+    others = [r for r in pool if r["task"] == row["task"] and r["source_sha256"] != row["source_sha256"]]
+    if not others:
+        return None
+    other = decode_png(_rng(row, "unrelated").choice(others)["target_image"]["bytes"])
+    height, width = decode_png(row["source_image"]["bytes"]).shape[:2]
+    return cv2.resize(other, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def plant(row: Row, pool: list[Row], erased: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Every defect that applies to this good row, as damaged targets by kind."""
+    source = decode_png(row["source_image"]["bytes"])
+    target = decode_png(row["target_image"]["bytes"])
+    mask = decode_mask(row["mask"]["bytes"]) if row.get("mask") else None
+    edit = schema.loads(row.get("edit"))
+    out: dict[str, np.ndarray] = {
+        "noop": source.copy(),
+        "noise": add_noise(target, _rng(row, "noise")),
+        "blur": blur(target),
+        "shifted": shift(target, _rng(row, "shifted")),
+    }
+    other = unrelated(row, pool)
+    if other is not None:
+        out["unrelated"] = other
+    if mask is not None and row["task"] != "background_change":  # there the mask is the edited background
+        out["leak"] = leak(source, target, mask)
+    if row["task"] == "color_alteration":
+        out["wrong_colour"] = wrong_colour(source, mask, edit, cfg)
+    if row["task"] == "text_modification" and row["sample_id"] in erased:
+        out["wrong_text"] = wrong_text(source, erased[row["sample_id"]], mask, edit, cfg)
+    return out
+
+
+# ---- judging ---------------------------------------------------------------------------------
+
+
+def fresh(row: Row, target: np.ndarray, variant: str) -> Row:
+    """The row as its task gate first saw it, with `target` in place of its target."""
+    copy = dict(row)
+    copy.update(status=schema.PENDING, reason=None, scores=None, target_image=schema.image_value(encode_png(target)))
+    copy["sample_id"] = f"{row['sample_id']}:{variant}"
+    return copy
+
+
+def judge(rows: list[Row], gate: GateStage, common: CommonGatesStage) -> list[Row]:
+    """Task gate, then the common gates (which take ok and rejected rows alike)."""
+    gated = run_stage(gate, rows)
+    return [common.process_row(r) if r["status"] in common.accepts else r for r in gated]
+
+
+def failed_groups(row: Row, task_gate_names: set[str]) -> dict[str, bool]:
+    gates = schema.loads(row.get("scores")).get("gates", {})
+    failed = {name for name, g in gates.items() if not g["passed"]}
+    return {"task": bool(failed & task_gate_names), "common": bool(failed - task_gate_names)}
+
+
+def benchmark(tasks: tuple[str, ...] = DEFAULT_TASKS, severity: str = "standard", log: Callable[[str], None] = print) -> dict[str, Any]:
+    SEVERITY.clear()
+    SEVERITY.update(SEVERITIES[severity])
+    cfg = config.load_config("cpu")
+    common = CommonGatesStage.from_config(cfg)
+    start = time.perf_counter()
+    inputs = input_rows(cfg)
+    made: dict[str, tuple[list[Row], GateStage, dict]] = {}
+    for task in tasks:
+        t0 = time.perf_counter()
+        made[task] = run_recipe(task, cfg, inputs)
+        log(f"{task}: {len(made[task][0])} rows in {time.perf_counter() - t0:.1f}s")
+    generated = time.perf_counter() - start
+
+    counts: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "rejected": 0, "task_gate": 0, "common_gates": 0, "by_task": defaultdict(lambda: [0, 0])})
+    misses: list[dict[str, Any]] = []
+    for task, (rows, gate, erased) in made.items():
+        good = [r for r in rows if r["status"] == schema.OK]
+        variants: list[tuple[str, Row]] = []
+        for row in good:
+            variants.append(("good", fresh(row, decode_png(row["target_image"]["bytes"]), "good")))
+            for kind, target in plant(row, good, erased, cfg).items():
+                variants.append((kind, fresh(row, target, kind)))
+        judged = judge([v for _, v in variants], gate, common)
+        by_id = {r["sample_id"]: r for r in judged}
+        task_names = _task_gate_names(judged)
+        for kind, variant in variants:
+            result = by_id[variant["sample_id"]]
+            rejected = result["status"] != schema.OK
+            entry = counts[kind]
+            entry["n"] += 1
+            entry["rejected"] += rejected
+            groups = failed_groups(result, task_names)
+            entry["task_gate"] += groups["task"]
+            entry["common_gates"] += groups["common"]
+            entry["by_task"][task][0] += 1
+            entry["by_task"][task][1] += rejected
+            if rejected == (kind == "good"):
+                misses.append({"kind": kind, "task": task, "sample_id": variant["sample_id"], "reason": result.get("reason"), "edit": schema.loads(result.get("edit")).get("name") or schema.loads(result.get("edit")).get("style")})
+    report = _report(counts, misses, tasks, generated, time.perf_counter() - start)
+    report["severity"] = severity
+    return report
+
+
+def _task_gate_names(rows: list[Row]) -> set[str]:
+    """Gate names the task gate recorded: everything in `gates` that is not in `gates_ran`."""
+    names: set[str] = set()
+    for row in rows:
+        scores = schema.loads(row.get("scores"))
+        names |= set(scores.get("gates", {})) - set(scores.get("gates_ran", []))
+    return names
+
+
+def _report(counts, misses, tasks, generated_s, total_s) -> dict[str, Any]:
+    kinds: dict[str, Any] = {}
+    for kind in ("good", *KINDS):
+        if kind not in counts:
+            continue
+        c = counts[kind]
+        share = c["rejected"] / c["n"]
+        kinds[kind] = {
+            "n": c["n"],
+            "rejected": c["rejected"],
+            "share_rejected": round(share, 4),
+            "share_kept": round(1 - share, 4),
+            "rejected_by_task_gate": c["task_gate"],
+            "rejected_by_common_gates": c["common_gates"],
+            "by_task": {t: {"n": n, "rejected": r} for t, (n, r) in sorted(c["by_task"].items())},
+        }
+    defects = [k for k in kinds if k != "good"]
+    return {
+        "profile": "cpu",
+        "gates": "task gate + common gates (pixel statistics); no judge, no model gates",
+        "tasks": list(tasks),
+        "defect_settings": {k: list(v) if isinstance(v, tuple) else v for k, v in SEVERITY.items()},
+        "good_kept": kinds.get("good", {}).get("share_kept"),
+        "min_share_rejected": min((kinds[k]["share_rejected"] for k in defects), default=None),
+        "kinds": kinds,
+        "misses": misses,
+        "seconds": {"generate": round(generated_s, 1), "total": round(total_s, 1)},
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"{'kind':<14}{'n':>6}{'rejected':>10}{'share':>8}{'by task gate':>14}{'by common':>11}"]
+    for kind, k in report["kinds"].items():
+        share = k["share_kept"] if kind == "good" else k["share_rejected"]
+        label = "good (kept)" if kind == "good" else kind
+        lines.append(f"{label:<14}{k['n']:>6}{k['rejected']:>10}{share:>8.3f}{k['rejected_by_task_gate']:>14}{k['rejected_by_common_gates']:>11}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS))
+    parser.add_argument("--severity", choices=sorted(SEVERITIES), default="standard")
+    parser.add_argument("--out", default=None, help="default: bench/results/filter_benchmark[_mild].json")
+    args = parser.parse_args(argv)
+    report = benchmark(tuple(t for t in args.tasks.split(",") if t), args.severity)
+    print(table(report))
+    print(f"good kept {report['good_kept']:.3f}; lowest share rejected {report['min_share_rejected']:.3f}; {report['seconds']['total']:.0f}s")
+    for miss in report["misses"][:40]:
+        print(f"  missed {miss['kind']:<12} {miss['task']:<22} {miss['edit']!s:<16} {miss['reason']}")
+    out = Path(args.out or (RESULTS if args.severity == "standard" else RESULTS.with_name(f"filter_benchmark_{args.severity}.json")))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

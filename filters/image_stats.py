@@ -1,0 +1,139 @@
+"""Pixel statistics the common gates compare between source and target: how flat a picture is,
+how far it moved, how sharp and how noisy it is, how blocky its compression is, and how much of
+its structure it shares with another picture. Each works on a boolean `region` (the part of the
+picture an edit must keep), so a local edit is judged only where nothing should have changed.
+
+All of them are cheap: a few OpenCV filters on a greyscale copy, no model."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+STRUCTURE_SIDE = 128  # structure is compared coarsely: fine texture (brush strokes, grain) fades out
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+
+def full_region(rgb: np.ndarray) -> np.ndarray:
+    return np.ones(rgb.shape[:2], bool)
+
+
+def intensity_std(rgb: np.ndarray) -> float:
+    """Spread of grey levels, 0-255: about 0 for a blank or single-colour picture."""
+    return float(grey(rgb).std())
+
+
+def changed_fraction(source: np.ndarray, target: np.ndarray, threshold: int = 8) -> float:
+    """Share of pixels whose largest channel difference exceeds `threshold` (0-255): 0 for a
+    target handed back unchanged or merely re-encoded."""
+    diff = np.abs(source.astype(np.int16) - target.astype(np.int16)).max(axis=2)
+    return float((diff > threshold).mean())
+
+
+def _masked_fill(values: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """`values` with everything outside `region` set to the region's mean, so the hidden part
+    carries no structure of its own."""
+    filled = values.copy()
+    filled[~region] = values[region].mean() if region.any() else 0.0
+    return filled
+
+
+def phase_shift(source: np.ndarray, target: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """Translation of `target` against `source` over `region`, in pixels of the full picture, by
+    phase correlation: (shift as a fraction of the long side, peak response). An unrelated pair has
+    a weak, arbitrary peak; an aligned pair a shift near 0."""
+    height, width = source.shape[:2]
+    long_side = max(height, width)
+    scale = min(1.0, 256 / long_side)
+    size = (max(16, round(width * scale)), max(16, round(height * scale)))
+    small_region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    if small_region.sum() < 64:
+        return 0.0, 0.0
+    a = cv2.resize(grey(source), size, interpolation=cv2.INTER_AREA)
+    b = cv2.resize(grey(target), size, interpolation=cv2.INTER_AREA)
+    # the region's edge is softened, else its outline alone would correlate perfectly at zero shift
+    soft = cv2.GaussianBlur(small_region.astype(np.float32), (0, 0), 2.0) * small_region
+    window = cv2.createHanningWindow(size, cv2.CV_32F) * soft
+    a = (_masked_fill(a, small_region) - a[small_region].mean()) * window
+    b = (_masked_fill(b, small_region) - b[small_region].mean()) * window
+    (dx, dy), response = cv2.phaseCorrelate(a.astype(np.float32), b.astype(np.float32))
+    return float(np.hypot(dx, dy) / scale / long_side), float(response)
+
+
+def _band(values: np.ndarray, fine: float, coarse: float) -> np.ndarray:
+    low = cv2.GaussianBlur(values, (0, 0), coarse) if coarse > 0 else values
+    return (cv2.GaussianBlur(values, (0, 0), fine) if fine > 0 else values) - low
+
+
+def sharpness(rgb: np.ndarray, region: np.ndarray) -> float:
+    """Laplacian variance over the variance of a coarse band (sigma 2-4 px): the finest detail
+    relative to the picture's own contrast, so a tone curve leaves it where it was and a blur
+    takes it down by an order of magnitude."""
+    g = grey(rgb)
+    inner = _interior(region, 3)
+    if inner.sum() < 16:
+        return 0.0
+    lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
+    coarse = _band(g, 2.0, 4.0)
+    return float(lap[inner].var() / max(coarse[inner].var(), 1e-3))
+
+
+def noise_sigma(rgb: np.ndarray, region: np.ndarray) -> float:
+    """Robust Gaussian noise estimate, 0-255 units: the median absolute response of Immerkaer's
+    kernel (which cancels smooth ramps) scaled to a standard deviation. The median keeps edges,
+    which touch few pixels, out of the estimate."""
+    g = grey(rgb)
+    inner = _interior(region, 2)
+    if inner.sum() < 16:
+        return 0.0
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    response = np.abs(cv2.filter2D(g, -1, kernel))
+    return float(1.4826 * np.median(response[inner]) / 6.0)
+
+
+def blockiness(rgb: np.ndarray, region: np.ndarray) -> float:
+    """JPEG's 8x8 blocks: the mean jump across block borders over the mean jump elsewhere,
+    both ways; about 1 for a clean picture, well above 1 once heavy compression leaves seams."""
+    g = grey(rgb)
+    ratios = []
+    for axis in (0, 1):
+        jumps = np.abs(np.diff(g, axis=axis))
+        keep = region[:-1, :] & region[1:, :] if axis == 0 else region[:, :-1] & region[:, 1:]
+        index = np.arange(jumps.shape[axis]) % 8 == 7
+        border = keep & (index[:, None] if axis == 0 else index[None, :])
+        inside = keep & ~(index[:, None] if axis == 0 else index[None, :])
+        if border.sum() < 16 or inside.sum() < 16:
+            continue
+        ratios.append(jumps[border].mean() / max(jumps[inside].mean(), 1e-3))
+    return float(np.mean(ratios)) if ratios else 1.0
+
+
+def structure_agreement(source: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:
+    """Correlation of the two pictures' coarse greyscale (long side 128 px, local mean removed)
+    inside `region`: about 1 for the same scene however it was toned, about 0 for an unrelated
+    one. Taking away the local mean keeps a global brightness or colour change out of it."""
+    height, width = source.shape[:2]
+    scale = STRUCTURE_SIDE / max(height, width)
+    size = (max(8, round(width * scale)), max(8, round(height * scale)))
+    small_region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    small_region = _interior(small_region, 1)
+    if small_region.sum() < 16:
+        return 1.0  # nothing left to compare: the gate has no evidence either way
+    a, b = (cv2.resize(grey(rgb), size, interpolation=cv2.INTER_AREA) for rgb in (source, target))
+    a, b = a - cv2.GaussianBlur(a, (0, 0), 8), b - cv2.GaussianBlur(b, (0, 0), 8)
+    a, b = a[small_region], b[small_region]
+    if a.std() < 1e-3 or b.std() < 1e-3:
+        return 0.0 if (a.std() < 1e-3) != (b.std() < 1e-3) else 1.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _interior(region: np.ndarray, pixels: int) -> np.ndarray:
+    """`region` shrunk by `pixels`, so filters that reach across its edge are not counted; the
+    picture's own border counts as inside."""
+    if region.all():
+        return region
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.erode(region.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=1).astype(bool)
