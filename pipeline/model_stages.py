@@ -18,6 +18,8 @@ STAGE_CONFIG = {
     "flux_fill": "flux_fill",
     "controlnet_depth": "sd3_controlnet",
     "controlnet_canny": "sd3_controlnet",
+    "dinov2": "dinov2",
+    "clip": "clip",
 }
 # the families each stage loads: the ControlNet stages load the SD3.5 base as well
 LOADS = {family: [family] for family in STAGE_CONFIG}
@@ -78,6 +80,13 @@ def make_stage(family: str, cfg: dict[str, Any], tasks: tuple[str, ...] | None) 
             guidance=params["guidance"], conditioning_scale=params["conditioning_scale"],
             resolution=params["resolution"], base_seed=cfg["run"]["seed"],
         )
+    elif family in ("dinov2", "clip"):
+        from filters.clip_similarity import ClipSimilarityStage
+        from filters.dino_similarity import DinoSimilarityStage
+
+        gates = cfg["common_gates"]
+        stage_class = DinoSimilarityStage if family == "dinov2" else ClipSimilarityStage
+        stage = stage_class(ref, tasks, limits=gates["model"], per_task=gates["per_task"], revision=revision)
     else:
         raise KeyError(f"no stage for model family {family!r}")
     stage.families = tuple(LOADS[family])  # what the runner must have on disk first, for tiny twins

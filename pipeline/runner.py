@@ -84,7 +84,12 @@ def filter_stages(cfg: dict[str, Any]) -> list:
         raise config_mod.ConfigError(str(exc)) from None
     if cfg["judge"]["backend"] == "qwen" and not cfg["judge"]["model"]:
         judge.families = ("qwen2_5_vl",)  # the tiny profile builds its twin first
-    return [CommonGatesStage.from_config(cfg), judge]
+    model_gates = []
+    if cfg["profile"] != "cpu":  # the seed's profiles add the model-based gates the peers rely on
+        from pipeline.model_stages import make_stage
+
+        model_gates = [make_stage("dinov2", cfg, None), make_stage("clip", cfg, None)]
+    return [CommonGatesStage.from_config(cfg), *model_gates, judge]
 
 
 def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:

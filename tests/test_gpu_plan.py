@@ -4,7 +4,7 @@ from pipeline.gpu_plan import plan, stages_for
 
 
 def test_stages_follow_the_tasks():
-    assert stages_for(["color_alteration"]) == ["florence2", "sam2", "zoedepth", "controlnet_depth"]
+    assert stages_for(["color_alteration"]) == ["florence2", "sam2", "zoedepth", "controlnet_depth", "dinov2", "clip"]
     assert "flux_fill" in stages_for(["subject_remove"]) and "controlnet_canny" not in stages_for(["subject_remove"])
 
 
@@ -26,5 +26,5 @@ def test_small_gpus_are_refused_with_the_stage_named(capsys):
 
 def test_too_few_gpus_for_the_pools_is_refused(capsys):
     assert main(["plan", "--task", "all", "--gpus-per-node", "2"]) == 2
-    assert "the actor pools need 4.5 GPUs together, the cluster has 2" in capsys.readouterr().err
+    assert "the actor pools need 4.7 GPUs together, the cluster has 2" in capsys.readouterr().err
     assert main(["plan", "--task", "all", "--gpus-per-node", "2", "--nodes", "3"]) == 0

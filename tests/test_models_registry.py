@@ -7,7 +7,7 @@ from pipeline.cli import main
 from pipeline.model_stages import LOADS, STAGE_CONFIG
 from pipeline.task_names import TASK_IDS
 
-FAMILIES = {"florence2", "sam2", "siglip", "qwen2_5_vl", "zoedepth", "flux_fill", "sd3_5", "controlnet_depth", "controlnet_canny"}
+FAMILIES = {"florence2", "sam2", "siglip", "qwen2_5_vl", "zoedepth", "flux_fill", "sd3_5", "controlnet_depth", "controlnet_canny", "dinov2", "clip"}
 
 
 def test_registry_names_every_seed_model_with_its_tasks_and_tiny_builder():
@@ -36,7 +36,7 @@ def test_models_check_tiny_loads_and_runs_every_model(tmp_path, capsys):
     out = capsys.readouterr().out
     for family in FAMILIES:
         assert any(line.startswith(family) and " ok " in line for line in out.splitlines()), (family, out)
-    assert "9/9 models ok" in out
+    assert "11/11 models ok" in out
     # a second build is skipped: the twins are complete
     assert all(seconds == pytest.approx(0, abs=0.05) for _, seconds in (models.build_tiny(tmp_path, e) for e in models.registry().values()))
 
@@ -46,10 +46,10 @@ def test_models_check_reports_a_model_that_fails_to_load(tmp_path, capsys):
     assert code == 1
     out = capsys.readouterr().out
     assert [line for line in out.splitlines() if line.startswith("zoedepth")][0].split()[1] == "FAILED"
-    assert "8/9 models ok" in out
+    assert "10/11 models ok" in out
 
 
 def test_models_list_runs_offline(capsys):
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
-    assert "black-forest-labs/FLUX.1-Fill-dev" in out and out.count("\n") == 10
+    assert "black-forest-labs/FLUX.1-Fill-dev" in out and out.count("\n") == 12
