@@ -71,4 +71,9 @@ def quiet_ray_data() -> None:
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
+    # its per-worker memory notes count each worker's imported libraries (torch, OpenCV) as
+    # the operator's data; the run's own memory is bounded by the streaming plan
+    detectors = getattr(ctx, "issue_detectors_config", None)
+    if detectors is not None and hasattr(detectors, "high_memory_detector_config"):
+        detectors.high_memory_detector_config.detection_time_interval_s = -1
     logging.getLogger("ray.data").setLevel(logging.WARNING)
