@@ -1,54 +1,24 @@
 """A tiny random-weight CLIP (CLIPModel + CLIPProcessor, the classes of openai/clip-vit-large-patch14)
 saved as a loadable folder. Its tokenizer is a byte-level BPE with CLIP's normaliser,
-pre-tokeniser and end-of-word suffix, trained here on the kind of captions the CLIP gate writes."""
+pre-tokeniser and end-of-word suffix, the one the diffusion twins use."""
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import torch
 
+from pipeline.tiny_models.flux_fill import CLIP_MAX_LENGTH, clip_tokenizer
+
 IMAGE_SIZE = 32
-TEXT_LENGTH = 77
-
-CORPUS = [
-    "a photo of a red cup on a saucer",
-    "a photo of a spacesuit made of marble, wood, gold or brick",
-    "a photo with a spoon. a photo without a cat",
-    "a photo of a rocket in front of a lawn, a beach or a night sky",
-    "a watercolour painting, a pencil sketch, an oil painting, pixel art, line art",
-    'a photo with the text "COFFEE" and the text "JUICE"',
-    "a photo with a warm, cool, black-and-white or vintage look; brighter, darker, less hazy",
-    "green blue yellow purple orange pink cyan 0 1 2 3 4 5 6 7 8 9 - ' \" ( ) ! ? ;",
-]
-
-
-def _tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import CLIPTokenizer
-
-    template = CLIPTokenizer()  # an empty CLIP tokenizer lends its normaliser and pre-tokeniser
-    bpe = Tokenizer(models.BPE(unk_token="<|endoftext|>", end_of_word_suffix="</w>"))
-    bpe.normalizer = template.backend_tokenizer.normalizer
-    bpe.pre_tokenizer = template.backend_tokenizer.pre_tokenizer
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|startoftext|>", "<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    bpe.train_from_iterator(CORPUS * 4, trainer)
-    model = json.loads(bpe.to_str())["model"]
-    return CLIPTokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]], model_max_length=TEXT_LENGTH)
+TEXT_LENGTH = CLIP_MAX_LENGTH
 
 
 def build(dest: pathlib.Path, seed: int = 0) -> pathlib.Path:
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
 
     torch.manual_seed(seed)
-    tokenizer = _tokenizer()
+    tokenizer = clip_tokenizer()  # the same locally trained CLIP BPE as the diffusion twins
     common = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
     config = CLIPConfig(
         text_config=dict(
