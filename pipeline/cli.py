@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
     models_cli.add_parser(sub)
+    rp = sub.add_parser("report", help="write the HTML report of a run", description="A static HTML report: cards per task, funnel, histograms, errors, config.")
+    rp.add_argument("run_dir")
+    rp.add_argument("--out", help="folder (default: RUN/report)")
+    rp.add_argument("--per-task", type=int, default=60, help="rows sampled per task and status (default 60)")
+    rp.add_argument("--page-size", type=int, default=30, help="cards per page (default 30)")
     se = sub.add_parser("select", help="rerun the selection phase: dedup and the 1-in-20 choice, hq/", description="Dedup and select the high-quality subset of a finished run.")
     se.add_argument("run_dir")
     se.add_argument("--set", action="append", default=[], metavar="select.KEY=VALUE")
@@ -184,6 +189,17 @@ def cmd_plan(args) -> int:
     return USAGE_ERROR if problems else 0
 
 
+def cmd_report(args) -> int:
+    from pipeline.report import write_report
+
+    run = Path(args.run_dir)
+    if not (run / "manifest.json").exists():
+        print(f"error: {run} has no manifest.json: not a finished run folder", file=sys.stderr)
+        return USAGE_ERROR
+    print(write_report(run, Path(args.out) if args.out else None, args.per_task, args.page_size))
+    return 0
+
+
 def cmd_select(args) -> int:
     import yaml
 
@@ -241,5 +257,5 @@ def cmd_export(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run, "plan": cmd_plan,
-                "select": cmd_select, "export": cmd_export, "score": cmd_score}
+                "select": cmd_select, "export": cmd_export, "score": cmd_score, "report": cmd_report}
     return commands[args.command](args)

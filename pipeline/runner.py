@@ -147,6 +147,10 @@ def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None
         # the selection phase reads only score columns and skips itself when nothing changed
         stats["selection"] = select_run(run.root, cfg)
         manifest = json.loads(run.manifest_file.read_text())
+        if cfg["run"]["report"]:
+            from pipeline.report import write_report
+
+            stats["report"] = str(write_report(run.root))
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     # ru_maxrss is KiB on Linux: this driver process alone, not Ray's workers
     stats["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -43,8 +43,11 @@ def test_status_of_a_missing_run_is_a_usage_error(tmp_path, capsys):
 
 def test_run_then_status(ray_address, tmp_path, capsys):
     out = tmp_path / "r"
-    code = main(["run", "--task", "color", "--limit", "2", "--out", str(out), "--no-progress", "--set", "decode.working_size=128"])
+    code = main(["run", "--task", "color", "--limit", "2", "--out", str(out), "--no-progress", "--set", "decode.working_size=128", "--set", "run.report=false"])
     assert code == 0
+    assert not (out / "report").exists()  # the switch turns the end-of-run report off
+    assert main(["report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "index.html").exists()
     printed = capsys.readouterr().out
     assert "color_alteration" in printed and "candidates" in printed
     assert main(["status", str(out)]) == 0

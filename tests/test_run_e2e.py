@@ -191,6 +191,7 @@ def test_run_ends_with_selection_and_the_hq_subset_exports(sample_run, tmp_path)
     assert funnel["generated"] == manifest["tasks"]["color_alteration"]["ok"] + manifest["tasks"]["color_alteration"]["rejected"]
     assert 1 <= funnel["kept"] <= max(1, funnel["generated"] // 20)
     assert (run / "selection" / "done.json").exists() and list((run / "hq").glob("*.parquet"))
+    assert (run / "report" / "index.html").exists()  # runs write their report at the end
     out = tmp_path / "export"
     assert main(["export", str(run), "--to", str(out)]) == 0
     ds = datasets.load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
