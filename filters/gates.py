@@ -27,15 +27,25 @@ class GateResult:
         return cls(name, float(value), float(threshold), bool(value >= threshold), AT_LEAST)
 
 
-def margin(gate: dict) -> float:
+def margin(gate: dict) -> float | None:
     """How far a recorded gate's value is on the passing side of its threshold, relative to the
-    threshold (negative when it failed). Gates without a direction count as just passing."""
+    threshold (negative when it failed). A zero threshold is a yes/no check (sizes match, no
+    fallback mask): it has no scale, so it gives no margin; a failed one rejects the row anyway.
+    Gates without a direction count as just passing."""
     direction = gate.get("direction")
     if direction not in (AT_MOST, AT_LEAST):
         return 0.0 if gate["passed"] else -1.0
-    scale = max(abs(float(gate["threshold"])), 1e-6)
+    if float(gate["threshold"]) == 0.0:
+        return None if gate["passed"] else -1.0
+    scale = abs(float(gate["threshold"]))
     gap = float(gate["threshold"]) - float(gate["value"])
     return gap / scale if direction == AT_MOST else -gap / scale
+
+
+def gate_score(gates: dict) -> float:
+    """The smallest margin over the recorded gates: how comfortably the row passed them all."""
+    margins = [m for m in (margin(g) for g in gates.values()) if m is not None]
+    return round(min(margins), 4) if margins else 0.0
 
 
 def record_gates(row: Row, results: list[GateResult]) -> Row:
@@ -51,7 +61,7 @@ def record_gates(row: Row, results: list[GateResult]) -> Row:
             "passed": result.passed,
             "direction": result.direction,
         }
-    scores["gate_score"] = round(min((margin(g) for g in gates.values()), default=0.0), 4)
+    scores["gate_score"] = gate_score(gates)
     row["scores"] = schema.dumps(scores)
     failed = [(name, g) for name, g in gates.items() if not g["passed"]]
     if failed:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from filters.gates import margin
+from filters.gates import gate_score as smallest_margin
 from pipeline import config as config_mod
 from pipeline import schema
 from pipeline.dedup import Candidate, dedup, near_duplicate_clusters, normalise_instruction, source_hashes
@@ -107,7 +107,7 @@ def gate_score(scores: dict[str, Any]) -> float | None:
     if scores.get("gate_score") is not None:
         return float(scores["gate_score"])
     gates = scores.get("gates") or {}
-    return min(margin(g) for g in gates.values()) if gates else None
+    return smallest_margin(gates) if gates else None
 
 
 def judge_state(judge: dict[str, Any]) -> str:

@@ -63,3 +63,13 @@ def test_gates_accumulate_and_a_later_gate_can_only_reject():
     record_gates(row, [GateResult.at_most("noise", 0.1, 1.0)])
     assert row["status"] == schema.REJECTED  # the earlier failure stands
     assert set(json.loads(row["scores"])["gates"]) == {"outside", "inside", "sharpness", "noise"}
+
+
+def test_yes_no_gates_do_not_flatten_the_gate_score():
+    from filters.gates import GateResult, record_gates
+
+    row = {"status": schema.PENDING}
+    record_gates(row, [GateResult.at_most("size_mismatch", 0.0, 0.0), GateResult.at_least("inside", 6.0, 4.0)])
+    assert json.loads(row["scores"])["gate_score"] == 0.5  # the size check passed and carries no margin
+    record_gates(row, [GateResult.at_most("size_mismatch", 3.0, 0.0)])
+    assert row["status"] == schema.REJECTED and json.loads(row["scores"])["gate_score"] == -1.0
