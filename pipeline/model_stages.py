@@ -27,7 +27,13 @@ LOADS["controlnet_depth"] = ["sd3_5", "controlnet_depth"]
 LOADS["controlnet_canny"] = ["sd3_5", "controlnet_canny"]
 
 
-def _sized(stage: Stage, params: dict[str, Any]) -> Stage:
+def attach(stage: Stage, family: str, cfg: dict[str, Any], variant: str = "") -> Stage:
+    """Size a stage that loads `family` from the profile, name what it loads (tiny twins are
+    built first), and key it so two tasks asking for the same model, settings and use share one
+    actor pool. `variant` tells apart stages that load one model for different jobs."""
+    params = cfg["model_stages"][STAGE_CONFIG[family]]
+    stage.families = tuple(LOADS[family])
+    stage.share_key = (family + (f":{variant}" if variant else ""), tuple(sorted(params.items())), tuple(models.resolve(cfg, f) for f in LOADS[family]))
     stage.resources = Resources(
         num_cpus=float(params["num_cpus"]),
         num_gpus=float(params["num_gpus"]),
@@ -89,7 +95,4 @@ def make_stage(family: str, cfg: dict[str, Any], tasks: tuple[str, ...] | None) 
         stage = stage_class(ref, tasks, limits=gates["model"], per_task=gates["per_task"], revision=revision)
     else:
         raise KeyError(f"no stage for model family {family!r}")
-    stage.families = tuple(LOADS[family])  # what the runner must have on disk first, for tiny twins
-    # two tasks asking for the same model with the same settings share one actor pool
-    stage.share_key = (family, tuple(sorted(params.items())), tuple(models.resolve(cfg, f) for f in LOADS[family]))
-    return _sized(stage, params)
+    return attach(stage, family, cfg)

@@ -198,17 +198,12 @@ def describe_stage(cfg: dict[str, Any], only: tuple[str, ...]) -> Stage:
     """Qwen2.5-VL wording the change, loaded and sized as make_stage loads the family: its
     choose-an-edit stage reads one image and answers another question, so this one is its own."""
     from pipeline import models
+    from pipeline.model_stages import attach
 
     params = cfg["model_stages"]["qwen2_5_vl"]
     ref, revision = models.resolve(cfg, "qwen2_5_vl")
     stage = MotionDescribeStage(ref, revision, max_new_tokens=params["max_new_tokens"], temperature=params["temperature"], tasks=only)
-    stage.resources = Resources(
-        num_cpus=float(params["num_cpus"]), num_gpus=float(params["num_gpus"]),
-        batch_size=int(params["batch_size"]), concurrency=int(params["concurrency"]),
-    )
-    stage.families = ("qwen2_5_vl",)
-    stage.share_key = ("qwen2_5_vl:describe_motion", tuple(sorted(params.items())), (ref, revision))
-    return stage
+    return attach(stage, "qwen2_5_vl", cfg, variant="describe_motion")
 
 
 def build(cfg: dict[str, Any]) -> list[Stage]:

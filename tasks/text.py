@@ -147,17 +147,13 @@ class TextProposeStage(Stage):
 def florence2_ocr_stage(cfg: dict[str, Any], tasks: tuple[str, ...]) -> Stage:
     """Florence-2 reading text, sized and sourced like the grounding stage that make_stage builds."""
     from pipeline import models
+    from pipeline.model_stages import attach
     from stages.ocr_florence2 import Florence2OcrStage
 
     params = cfg["model_stages"]["florence2"]
     ref, revision = models.resolve(cfg, "florence2")
     stage = Florence2OcrStage(ref, tasks, revision, max_new_tokens=params["max_new_tokens"], num_beams=params["num_beams"])
-    stage.resources = Resources(
-        num_cpus=float(params["num_cpus"]), num_gpus=float(params["num_gpus"]), batch_size=int(params["batch_size"]), concurrency=int(params["concurrency"])
-    )
-    stage.families = ("florence2",)
-    stage.share_key = ("florence2_ocr", tuple(sorted(params.items())), ((ref, revision),))
-    return stage
+    return attach(stage, "florence2", cfg, variant="ocr")
 
 
 def build(cfg: dict[str, Any]) -> list[Stage]:
