@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 DEMO_OUT ?= runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo verify test bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m pipeline run --task all --out $(DEMO_OUT)
 	$(PY) -m pipeline sheet $(DEMO_OUT) --out $(DEMO_OUT)/contact_sheet.png --per-task 2
+
+# trains the bundled editor on the demo's tone, style and colour rows (about 4 minutes on 2 cores)
+verify: $(STAMP)
+	$(PY) -m pipeline verify $(DEMO_OUT) --task tone,style,color
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -80,7 +80,26 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--out", required=True, help="PNG file to write")
     sh.add_argument("--per-task", type=int, default=3, help="triplets per task (default 3)")
     sh.add_argument("--status", default="ok", help="rows of this status only (ok, rejected; 'any' for both)")
+    _add_verify(sub)
     return parser
+
+
+def _add_verify(sub) -> None:
+    ve = sub.add_parser("verify", help="train the bundled editor on a run's triplets and score held-out edits",
+                        description="Train the bundled editor (or run FLUX.1 Kontext) and score held-out edits against identity and mean-edit baselines.")
+    ve.add_argument("run_dir", metavar="RUN_OR_HQ_DIR", help="a run folder, or an exported dataset / folder of Parquet shards")
+    ve.add_argument("--out", help="folder for metrics.json, loss_curve.png, gallery.png, checkpoints (default: RUN/verify)")
+    ve.add_argument("--rows", choices=["ok", "hq"], default="ok", help="a run's ok candidates (default) or its hq/ subset")
+    ve.add_argument("--editor", choices=["bundled", "flux-kontext"], default="bundled")
+    ve.add_argument("--steps", type=int, help="training steps per model (default: editor.train.steps)")
+    ve.add_argument("--size", type=int, help="side in pixels of training and scoring (default: editor.size)")
+    ve.add_argument("--task", help="only these tasks (a task, alias or comma list)")
+    ve.add_argument("--no-control", action="store_true", help="skip the shuffled-instruction control")
+    ve.add_argument("--profile", default="tiny", help="models: tiny (the twins, default on a CPU) or gpu (the registry's checkpoints)")
+    ve.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
+    ve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. editor.dit.double_blocks=4")
+    ve.add_argument("--judge-url", help="score the editor's outputs with a served VIEScore judge")
+    ve.add_argument("--judge-model")
 
 
 def _run_config(args) -> dict:
@@ -254,8 +273,45 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    from editor.data import DataError
+    from editor.verify import VerifyRequest, run_verify
+
+    flags: dict = {"editor": {"train": {}}}
+    if args.steps is not None:
+        flags["editor"]["train"]["steps"] = args.steps
+    if args.size is not None:
+        flags["editor"]["size"] = args.size
+    if args.no_control:
+        flags["editor"]["control"] = False
+    if args.judge_url or args.judge_model:
+        flags["judge"] = {"backend": "openai", **({"url": args.judge_url} if args.judge_url else {}), **({"model": args.judge_model} if args.judge_model else {})}
+    try:
+        cfg = config_mod.load_config(args.profile, args.config, [*(config_mod.parse_set(s) for s in args.set), flags])
+        check_editor_config(cfg["editor"])
+        tasks = set(parse_tasks(args.task)) if args.task else None
+        run = Path(args.run_dir)
+        request = VerifyRequest(run, Path(args.out) if args.out else run / "verify", args.rows, args.editor, tasks)
+        run_verify(request, cfg, log=lambda msg: print(msg, file=sys.stderr))
+    except (config_mod.ConfigError, UnknownTaskError, DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    return 0
+
+
+def check_editor_config(ecfg: dict) -> None:
+    if ecfg["train"]["steps"] < 1:
+        raise config_mod.ConfigError("editor.train.steps: must be at least 1")
+    if ecfg["size"] < 8:
+        raise config_mod.ConfigError("editor.size: must be at least 8")
+    if not 0 < ecfg["held_out"] < 1:
+        raise config_mod.ConfigError("editor.held_out: must be between 0 and 1")
+    if not 0 < ecfg["sample_start_t"] <= 1:
+        raise config_mod.ConfigError("editor.sample_start_t: must be in (0, 1]")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run, "plan": cmd_plan,
-                "select": cmd_select, "export": cmd_export, "score": cmd_score, "report": cmd_report}
+                "select": cmd_select, "export": cmd_export, "score": cmd_score, "report": cmd_report, "verify": cmd_verify}
     return commands[args.command](args)

@@ -16,8 +16,9 @@ import yaml
 CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve().parent.parent / "configs"))
 
 # Keys that change how a run executes but not what it produces: a rerun may change them freely.
-EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "select")
-# `select` is left out because the selection phase keeps its own identity (selection/done.json)
+EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "select", "editor")
+# `select` is left out because the selection phase keeps its own identity (selection/done.json);
+# `editor` configures `verify`, which reads a run and never changes it
 
 
 class ConfigError(ValueError):
@@ -109,7 +110,8 @@ def parse_set(item: str) -> dict[str, Any]:
 def base_schema() -> dict[str, Any]:
     schema = _read_yaml(CONFIG_DIR / "defaults.yaml")
     # every task's and every filter's keys are part of the defaults
-    for layer in sorted((CONFIG_DIR / "tasks").glob("*.yaml")) + sorted((CONFIG_DIR / "filters").glob("*.yaml")):
+    layers = sorted((CONFIG_DIR / "tasks").glob("*.yaml")) + sorted((CONFIG_DIR / "filters").glob("*.yaml"))
+    for layer in layers + [CONFIG_DIR / "editor.yaml"]:
         schema = _deep_merge(schema, _read_yaml(layer))
     return schema
 

@@ -1,4 +1,5 @@
-"""`models check`: load every model a profile uses and run one small batch through its stage."""
+"""`models check`: load every model a profile uses and run one small batch through its stage, and
+the models that run outside the pipeline's stages (the verify baselines) through their own calls."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from pipeline import models, schema
 from pipeline.model_stages import LOADS, STAGE_CONFIG, make_stage
 from pipeline.stage_runner import run_stage
-from stages.image_io import encode_png
+from stages.image_io import decode_png, encode_png
 
 
 @dataclass
@@ -60,6 +61,31 @@ def check_family(family: str, cfg: dict[str, Any], size: int) -> CheckResult:
         return CheckResult(family, False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:300])
 
 
+def check_kontext(cfg: dict[str, Any], size: int) -> None:
+    """FLUX.1 Kontext is not a pipeline stage: `verify --editor flux-kontext` calls it directly."""
+    from editor.kontext import kontext_edit, load_kontext
+
+    ref, revision = models.resolve(cfg, "flux_kontext")
+    row = smoke_row(size)
+    source = decode_png(row["source_image"]["bytes"])
+    out = kontext_edit(load_kontext(ref, revision), [source], ["make the red square blue"], size, steps=2)
+    if len(out) != 1 or out[0].shape != (size, size, 3) or out[0].dtype != np.uint8:
+        raise ValueError(f"flux_kontext returned {[(o.shape, o.dtype) for o in out]}, not one {size}x{size} uint8 picture")
+
+
+# registry families that no stage loads, each with the call that exercises it
+NON_STAGE_CHECKS = {"flux_kontext": check_kontext}
+
+
+def check_non_stage(family: str, cfg: dict[str, Any], size: int) -> CheckResult:
+    start = time.perf_counter()
+    try:
+        NON_STAGE_CHECKS[family](cfg, size)
+        return CheckResult(family, True, time.perf_counter() - start, "")
+    except Exception as exc:  # as with the stages: a failure is a result
+        return CheckResult(family, False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:300])
+
+
 def check_profile(cfg: dict[str, Any], log=print) -> list[CheckResult]:
     """One line per registry key; the SD3.5 base is checked inside each ControlNet stage."""
     size = 64 if cfg["models"]["source"] == "tiny" else 512
@@ -74,4 +100,7 @@ def check_profile(cfg: dict[str, Any], log=print) -> list[CheckResult]:
     if "sd3_5" in results:
         r = results["sd3_5"]
         log(f"{'sd3_5':18} {'ok' if r.ok else 'FAILED':7} {'':>6}   (loaded by the ControlNet stages)")
+    for family in NON_STAGE_CHECKS:
+        result = results[family] = check_non_stage(family, cfg, size)
+        log(f"{family:18} {'ok' if result.ok else 'FAILED':7} {result.seconds:6.1f}s  {models.resolve(cfg, family)[0]}" + (f"  {result.detail}" if result.detail else ""))
     return list(results.values())

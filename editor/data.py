@@ -1,0 +1,120 @@
+"""Triplets for training and scoring the editor: read from a run folder (its `ok` candidates or
+its `hq/` subset) or an exported dataset, resized to one square size, and split by source image
+so that no photo is seen in both training and held-out rows."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image
+
+from pipeline import schema
+
+ROW_CHOICES = ("ok", "hq")
+COLUMNS = ["sample_id", "task", "status", "source_image", "target_image", "instruction_en", "source_sha256"]
+
+
+class DataError(ValueError):
+    """The folder holds no usable triplets, or is not a run or a dataset."""
+
+
+@dataclass
+class Triplet:
+    sample_id: str
+    task: str
+    source_key: str  # the source photo's identity: rows of one photo never straddle the split
+    instruction: str
+    source: np.ndarray  # uint8 size x size x 3
+    target: np.ndarray
+
+
+@dataclass
+class Loaded:
+    triplets: list[Triplet]
+    files: list[Path]
+    rows_kind: str
+    skipped: Counter = field(default_factory=Counter)
+
+
+def shard_files(folder: Path, rows: str) -> tuple[list[Path], str]:
+    """The Parquet files to read and what they are. A run folder gives its candidates (`ok`) or
+    its hq/ subset (`hq`); an exported dataset (data/*.parquet) or a bare folder of shards is read
+    whole, its rows being the selection already."""
+    if rows not in ROW_CHOICES:
+        raise DataError(f"--rows must be one of {', '.join(ROW_CHOICES)}, not {rows!r}")
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder")
+    if (folder / "manifest.json").exists() and (folder / "candidates").is_dir():
+        files = sorted((folder / ("candidates" if rows == "ok" else "hq")).glob("shard-*.parquet"))
+        if not files:
+            hint = " (run `python -m pipeline select` first)" if rows == "hq" else ""
+            raise DataError(f"run {folder} has no {'hq' if rows == 'hq' else 'candidate'} shards{hint}")
+        return files, f"run:{rows}"
+    if list(folder.glob("data/*.tar")):
+        raise DataError(f"{folder} is a WebDataset export; verify reads Parquet (export with --format parquet)")
+    files = sorted(folder.glob("data/*.parquet")) or sorted(folder.glob("*.parquet"))
+    if not files:
+        raise DataError(f"{folder} is neither a run folder nor a folder of Parquet shards")
+    return files, "dataset"
+
+
+def square(png: bytes, size: int) -> np.ndarray:
+    """Decoded and resized to size x size. Squashing keeps the whole frame, so an edit near the
+    border is still in the picture; the metrics compare like with like."""
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB").resize((size, size), Image.LANCZOS))
+
+
+def load_triplets(folder: Path, rows: str = "ok", size: int = 32, tasks: set[str] | None = None) -> Loaded:
+    files, kind = shard_files(folder, rows)
+    loaded = Loaded([], files, kind)
+    for path in files:
+        table = pq.read_table(path, columns=[c for c in COLUMNS if c in pq.read_schema(path).names])
+        for row in table.to_pylist():
+            if tasks is not None and row["task"] not in tasks:
+                continue
+            if kind == "run:ok" and row.get("status") != schema.OK:
+                continue
+            reason = _unusable(row)
+            if reason:
+                loaded.skipped[reason] += 1
+                continue
+            try:
+                source = square(row["source_image"]["bytes"], size)
+                target = square(row["target_image"]["bytes"], size)
+            except Exception as exc:  # a row that does not decode is counted, not fatal
+                loaded.skipped[f"undecodable image: {type(exc).__name__}"] += 1
+                continue
+            key = row.get("source_sha256") or hashlib.sha256(row["source_image"]["bytes"]).hexdigest()
+            loaded.triplets.append(Triplet(row["sample_id"], row["task"], key, row["instruction_en"].strip(), source, target))
+    if not loaded.triplets:
+        wanted = f" of tasks {sorted(tasks)}" if tasks else ""
+        raise DataError(f"no usable triplets{wanted} in {folder} ({kind}); skipped: {dict(loaded.skipped) or 'none'}")
+    return loaded
+
+
+def _unusable(row: dict) -> str | None:
+    for column in ("source_image", "target_image"):
+        if not (row.get(column) or {}).get("bytes"):
+            return f"no {column}"
+    if not (row.get("instruction_en") or "").strip():
+        return "no instruction"
+    return None
+
+
+def split_by_source(triplets: list[Triplet], held_out_fraction: float, seed: int = 0) -> tuple[list[Triplet], list[Triplet]]:
+    """Held-out rows are all rows of a seeded-random share of the source photos (at least one
+    photo, and never all of them)."""
+    sources = sorted({t.source_key for t in triplets}, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
+    if len(sources) < 2:
+        raise DataError(f"all {len(triplets)} rows come from one source image; a held-out split needs at least two")
+    count = min(len(sources) - 1, max(1, math.ceil(held_out_fraction * len(sources))))
+    held = set(sources[:count])
+    return [t for t in triplets if t.source_key not in held], [t for t in triplets if t.source_key in held]

@@ -1,0 +1,207 @@
+"""`verify`: train the bundled editor on a run's triplets (or run FLUX.1 Kontext over them), then
+score held-out edits against the targets beside two baselines that need no model: the unedited
+source (identity) and the training set's mean edit. A second training with the instructions
+shuffled across rows tells whether the editor reads the instruction at all."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from editor.data import Triplet, load_triplets, split_by_source
+from editor.metrics import apply_mean_edit, distances, mean_edits, per_task
+from pipeline.run_dir import atomic_write
+
+EDITOR_KINDS = ("bundled", "flux-kontext")
+SHUFFLED = "shuffled_instructions"
+FROM_NOISE = "editor_from_noise"
+
+
+@dataclass
+class VerifyRequest:
+    folder: Path
+    out: Path
+    rows: str = "ok"
+    editor: str = "bundled"
+    tasks: set[str] | None = None
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    """uint8 HxWx3 images -> (N, 3, H, W) floats in [0, 1]."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def shrink(images: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
+    return [np.ascontiguousarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for x in images]
+
+
+def derangement(n: int, seed: int) -> list[int]:
+    """A permutation that moves every row (n >= 2), so no row keeps its own instruction."""
+    rng = random.Random(seed)
+    order = list(range(n))
+    rng.shuffle(order)
+    perm = [0] * n
+    for k, row in enumerate(order):  # one cycle through a random order fixes no point
+        perm[row] = order[(k + 1) % n]
+    return perm
+
+
+def run_verify(request: VerifyRequest, cfg: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:
+    ecfg = cfg["editor"]
+    size = int(ecfg["size"])
+    began = time.perf_counter()
+    # the pool keeps twice the side, so training crops still have detail to resize from
+    loaded = load_triplets(request.folder, request.rows, 2 * size, request.tasks)
+    train_rows, held = split_by_source(loaded.triplets, float(ecfg["held_out"]), int(ecfg["train"]["seed"]))
+    log(f"{len(loaded.triplets)} triplets from {len(loaded.files)} shard(s): {len(train_rows)} to train on, "
+        f"{len(held)} held out ({len({t.source_key for t in held})} of {len({t.source_key for t in loaded.triplets})} source images)")
+    held_src = shrink(to_tensor([t.source for t in held]), size)
+    held_tgt = shrink(to_tensor([t.target for t in held]), size)
+    sources, targets = to_uint8(held_src), to_uint8(held_tgt)
+
+    predictions: dict[str, list[np.ndarray]] = {"identity": sources}
+    edits = mean_edits(to_uint8(shrink(to_tensor([t.source for t in train_rows]), size)),
+                       to_uint8(shrink(to_tensor([t.target for t in train_rows]), size)), [t.task for t in train_rows])
+    predictions["mean_edit"] = [(apply_mean_edit(s, edits, t.task) * 255).round().astype(np.uint8) for s, t in zip(sources, held)]
+
+    curves: dict[str, list[tuple[int, float]]] = {}
+    if request.editor == "bundled":
+        from editor.bundled import train_and_edit
+
+        described, outputs, curves = train_and_edit(cfg, train_rows, held, request.out, log)
+        predictions.update(outputs)
+    elif request.editor == "flux-kontext":
+        from editor.kontext_run import kontext_predictions
+
+        described, predictions["editor"] = kontext_predictions(cfg, held, size, log)
+    else:
+        raise ValueError(f"--editor must be one of {', '.join(EDITOR_KINDS)}, not {request.editor!r}")
+
+    metrics = {
+        "editor": {"kind": request.editor, **described},
+        "data": data_summary(request, loaded, train_rows, held, size),
+        "tasks": task_table(held, targets, predictions),
+        "overall": overall(held, targets, predictions),
+    }
+    judged = judge_outputs(cfg, held, sources, predictions["editor"], log)
+    if judged:
+        for task, scores in judged.items():
+            metrics["tasks"][task]["judge"] = scores
+    metrics["findings"] = findings(metrics["tasks"])
+    metrics["seconds"] = round(time.perf_counter() - began, 1)
+    write_outputs(request.out, metrics, curves, held, predictions, targets, cfg, log)
+    return metrics
+
+
+def task_table(held: list[Triplet], targets: list[np.ndarray], predictions: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    table: dict[str, dict[str, Any]] = {}
+    for method, preds in predictions.items():
+        for task, values in per_task((t.task, distances(p, g)) for t, p, g in zip(held, preds, targets)).items():
+            n = values.pop("n")
+            table.setdefault(task, {"n": n})[method] = values
+    return table
+
+
+def overall(held: list[Triplet], targets: list[np.ndarray], predictions: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    return {method: per_task(("all", distances(p, g)) for p, g in zip(preds, targets))["all"] for method, preds in predictions.items()}
+
+
+def findings(tasks: dict[str, Any]) -> list[str]:
+    """Plain sentences on the comparisons that matter, for the console and the metrics file."""
+    lines = []
+    for task, row in tasks.items():
+        ed, ident = row["editor"]["l1"], row["identity"]["l1"]
+        verdict = "below" if ed < ident else "above"
+        line = f"{task}: editor L1 {ed:.4f} is {abs(1 - ed / ident) * 100:.0f}% {verdict} identity ({ident:.4f}), mean edit {row['mean_edit']['l1']:.4f}"
+        if FROM_NOISE in row:
+            line += f", same editor from pure noise {row[FROM_NOISE]['l1']:.4f}"
+        if SHUFFLED in row:
+            sh = row[SHUFFLED]["l1"]
+            line += f"; shuffled-instruction control {sh:.4f} ({'worse' if sh > ed else 'not worse'} than the real pairing)"
+        lines.append(line + f" [n={row['n']}]")
+    return lines
+
+
+def data_summary(request: VerifyRequest, loaded, train_rows: list[Triplet], held: list[Triplet], size: int) -> dict[str, Any]:
+    return {
+        "folder": str(request.folder),
+        "rows": request.rows,
+        "kind": loaded.rows_kind,
+        "files": [str(p) for p in loaded.files],
+        "triplets": len(loaded.triplets),
+        "skipped": dict(loaded.skipped),
+        "size": size,
+        "train_rows": len(train_rows),
+        "held_out_rows": len(held),
+        "train_sources": sorted({t.source_key for t in train_rows}),
+        "held_out_sources": sorted({t.source_key for t in held}),
+        "held_out_samples": [t.sample_id for t in held],
+    }
+
+
+def judge_outputs(cfg: dict[str, Any], held: list[Triplet], sources: list[np.ndarray], edited: list[np.ndarray], log) -> dict[str, Any] | None:
+    """VIEScore of the editor's outputs per task, when the config names a judge."""
+    from filters.judge_stage import make_judge
+
+    judge = make_judge(cfg)
+    if judge is None:
+        return None
+    log(f"judging {len(held)} held-out edits")
+    judge.setup()
+    records = judge.judge_triplets([(s, e, t.instruction) for s, e, t in zip(sources, edited, held)])
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for t, record in zip(held, records):
+        by_task.setdefault(t.task, []).append(record)
+    out = {}
+    for task, recs in by_task.items():
+        scored = [r for r in recs if r.get("o") is not None]
+        out[task] = {"scored": len(scored), "of": len(recs), **{k: (float(np.mean([r[k] for r in scored])) if scored else None) for k in ("sc", "pq", "o")}}
+    return out
+
+
+def write_outputs(out: Path, metrics: dict[str, Any], curves, held, predictions, targets, cfg, log) -> None:
+    from editor.plots import write_gallery, write_loss_curve
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "metrics.json", (json.dumps(metrics, indent=1) + "\n").encode())
+    if curves:
+        write_loss_curve(out / "loss_curve.png", curves, title=f"verify: {metrics['editor']['kind']} editor")
+    columns = ["source", "target", "editor", *([SHUFFLED] if SHUFFLED in predictions else []), "mean_edit"]
+    examples = []
+    for index in gallery_rows(held, int(cfg["editor"]["gallery_rows"])):
+        t = held[index]
+        images = {"source": predictions["identity"][index], "target": targets[index]}
+        notes = {}
+        for method in columns[2:]:
+            images[method] = predictions[method][index]
+            notes[method] = f"L1 {distances(predictions[method][index], targets[index])['l1']:.3f}"
+        notes["source"] = f"L1 {distances(predictions['identity'][index], targets[index])['l1']:.3f}"
+        examples.append({"task": t.task, "instruction": t.instruction, "images": images, "notes": notes})
+    write_gallery(out / "gallery.png", examples, columns)
+    for line in metrics["findings"]:
+        log(line)
+    log(f"wrote {out / 'metrics.json'}")
+
+
+def gallery_rows(held: list[Triplet], limit: int) -> list[int]:
+    """Up to `limit` rows, taking tasks in turn so each task shows."""
+    by_task: dict[str, list[int]] = {}
+    for i, t in enumerate(held):
+        by_task.setdefault(t.task, []).append(i)
+    picked: list[int] = []
+    while len(picked) < limit and any(by_task.values()):
+        for task in sorted(by_task):
+            if by_task[task] and len(picked) < limit:
+                picked.append(by_task[task].pop(0))
+    return picked
