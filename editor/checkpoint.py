@@ -16,9 +16,11 @@ from safetensors.torch import save_file
 LATEST = "latest.safetensors"
 
 
-def save(folder: Path, editor: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> Path:
+def save(folder: Path, editor: torch.nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any],
+         ema: dict[str, torch.Tensor] | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in editor.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in (ema or {}).items()})
     state = optimizer.state_dict()
     for index, slots in state["state"].items():
         for name, value in slots.items():
@@ -36,13 +38,19 @@ def read_meta(path: Path) -> dict[str, Any]:
         return json.loads(handle.metadata()["meta"])
 
 
-def load(path: Path, editor: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
-    """Restores weights (and the optimiser when given) in place; returns the metadata."""
+def load(path: Path, editor: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+         ema: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Restores weights (and the optimiser and the weights' moving average, when given) in place;
+    returns the metadata."""
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata()
         keys = list(handle.keys())
         model = {k[len("model."):]: handle.get_tensor(k) for k in keys if k.startswith("model.")}
         editor.load_state_dict(model)
+        if ema is not None:
+            for k in keys:
+                if k.startswith("ema."):
+                    ema[k[len("ema."):]].copy_(handle.get_tensor(k))
         if optimizer is not None:
             slots: dict[int, dict[str, torch.Tensor]] = {}
             for k in keys:

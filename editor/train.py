@@ -34,6 +34,7 @@ class TrainSettings:
     t_mean: float = 0.0  # logit-normal timesteps: sigmoid(N(t_mean, t_std))
     t_std: float = 1.0
     min_crop: float = 0.6  # augmentation: random crops of at least this share of the side; 1 turns it off
+    ema_decay: float = 0.995  # sampling uses this moving average of the weights; 0 turns it off
 
 
 @dataclass
@@ -86,6 +87,7 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
     editor.to(device).train()
     params = [p for p in editor.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    ema = {name: p.detach().clone() for name, p in editor.named_parameters()} if settings.ema_decay > 0 else None
     identity = {"settings": asdict(settings), "shapes": editor.shapes(), "codec": codec.describe(), "data": data.fingerprint()}
     history: list[tuple[int, float]] = []
     start = 0
@@ -93,7 +95,7 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
     if latest is not None and latest.exists():
         meta = checkpoint.read_meta(latest)
         if all(meta.get(k) == v for k, v in identity.items()):
-            checkpoint.load(latest, editor, optimizer)
+            checkpoint.load(latest, editor, optimizer, ema)
             start, history = meta["step"], [tuple(p) for p in meta["history"]]
             log(f"resumed from {latest} at step {start}")
         else:
@@ -120,16 +122,31 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
         optimizer.step()
+        if ema is not None:
+            update_ema(ema, editor, settings.ema_decay, step)
         history.append((step + 1, loss.item()))
         done = step + 1
         if ckpt_dir is not None and (done % settings.checkpoint_every == 0 or done == settings.steps):
-            checkpoint.save(ckpt_dir, editor, optimizer, {**identity, "step": done, "history": history})
+            checkpoint.save(ckpt_dir, editor, optimizer, {**identity, "step": done, "history": history}, ema)
         if done % max(1, settings.steps // 10) == 0 or done == settings.steps:
             recent = [l for _, l in history[-20:]]
             rate = (done - start) / max(1e-9, time.perf_counter() - began)
             log(f"step {done}/{settings.steps}  loss {sum(recent) / len(recent):.4f}  {rate:.1f} steps/s")
+    if ema is not None:  # the averaged weights are the ones to sample with
+        with torch.no_grad():
+            for name, p in editor.named_parameters():
+                p.copy_(ema[name])
     editor.eval()
     return history
+
+
+@torch.no_grad()
+def update_ema(ema: dict[str, torch.Tensor], editor: torch.nn.Module, decay: float, step: int) -> None:
+    """An exponential moving average whose decay ramps up over the first steps, so the average
+    does not remember the random initialisation for long."""
+    rate = min(decay, (1 + step) / (10 + step))
+    for name, p in editor.named_parameters():
+        ema[name].lerp_(p.detach(), 1 - rate)
 
 
 @torch.no_grad()

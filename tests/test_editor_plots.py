@@ -9,7 +9,7 @@ from PIL import Image
 from editor.plots import (
     MISSING_FILL,
     gallery_layout,
-    moving_average,
+    rolling_median,
     smoothing_window,
     wrap_text,
     write_gallery,
@@ -47,10 +47,15 @@ def decreasing(n=200, start=1.0, end=0.05):
 # ---------------------------------------------------------------- loss curve
 
 
-def test_moving_average_centres_and_truncates_at_the_ends():
-    assert moving_average([1, 2, 3, 4, 10], 3) == pytest.approx([1.5, 2, 3, 17 / 3, 7])
-    assert moving_average([5, 1], 1) == [5, 1]
+def test_smoothing_window_is_a_twentieth_of_the_points():
     assert smoothing_window(200) == 10 and smoothing_window(10) == 1
+
+
+def test_the_drawn_trend_ignores_a_single_spike():
+    values = [0.1] * 20
+    values[10] = 80.0
+    assert rolling_median(values, 5) == pytest.approx([0.1] * 20)
+    assert rolling_median([1, 2, 3, 4, 10], 3) == pytest.approx([1.5, 2, 3, 4, 7])
 
 
 def test_loss_curve_renders_at_the_stated_size_and_depends_on_the_data(tmp_path):
