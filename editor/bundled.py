@@ -11,6 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from editor import checkpoint
 from editor.codec import PixelCodec, VaeCodec
 from editor.data import Triplet
 from editor.dit import DiTShape, describe
@@ -113,5 +114,6 @@ def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Tr
         "encoder": encoder_info, "codec": codec.describe(), "train": asdict(settings), "sample_steps": int(ecfg["sample_steps"]), "sample_start_t": start_t,
         "final_loss": {name: float(np.mean([l for _, l in curve[-50:]])) for name, curve in curves.items()},
         "device": device, "checkpoints": str(out / "checkpoints"),
+        "train_seconds": {name: checkpoint.read_meta(out / "checkpoints" / name / checkpoint.LATEST).get("train_seconds") for name in runs},
     })
     return described, outputs, curves

@@ -90,13 +90,14 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
     ema = {name: p.detach().clone() for name, p in editor.named_parameters()} if settings.ema_decay > 0 else None
     identity = {"settings": asdict(settings), "shapes": editor.shapes(), "codec": codec.describe(), "data": data.fingerprint()}
     history: list[tuple[int, float]] = []
-    start = 0
+    start, spent = 0, 0.0  # spent: training seconds of earlier invocations
     latest = ckpt_dir / checkpoint.LATEST if ckpt_dir else None
     if latest is not None and latest.exists():
         meta = checkpoint.read_meta(latest)
         if all(meta.get(k) == v for k, v in identity.items()):
             checkpoint.load(latest, editor, optimizer, ema)
             start, history = meta["step"], [tuple(p) for p in meta["history"]]
+            spent = float(meta.get("train_seconds", 0.0))
             log(f"resumed from {latest} at step {start}")
         else:
             log(f"ignoring {latest}: written for other data, shapes or settings")
@@ -127,7 +128,8 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
         history.append((step + 1, loss.item()))
         done = step + 1
         if ckpt_dir is not None and (done % settings.checkpoint_every == 0 or done == settings.steps):
-            checkpoint.save(ckpt_dir, editor, optimizer, {**identity, "step": done, "history": history}, ema)
+            checkpoint.save(ckpt_dir, editor, optimizer, {**identity, "step": done, "history": history,
+                            "train_seconds": round(spent + time.perf_counter() - began, 1)}, ema)
         if done % max(1, settings.steps // 10) == 0 or done == settings.steps:
             recent = [l for _, l in history[-20:]]
             rate = (done - start) / max(1e-9, time.perf_counter() - began)

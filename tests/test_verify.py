@@ -73,8 +73,12 @@ def test_verify_writes_metrics_pictures_and_checkpoints(run, tmp_path, capsys):
     row = metrics["tasks"]["tone_transformation"]
     assert set(row) >= {"n", "editor", "identity", "mean_edit", "shuffled_instructions"}
     assert set(row["editor"]) == {"l1", "psnr", "ssim"} and row["n"] == metrics["data"]["held_out_rows"]
+    per_row = metrics["rows"]
+    assert len(per_row) == row["n"] and set(per_row[0]["l1"]) == {"editor", "identity", "mean_edit", "shuffled_instructions", "editor_from_noise"}
+    assert row["editor"]["l1"] == pytest.approx(sum(r["l1"]["editor"] for r in per_row) / row["n"], abs=1e-4)
+    assert row["editor_wins"] == sum(r["l1"]["editor"] < r["l1"]["identity"] for r in per_row)
     assert metrics["editor"]["kind"] == "bundled" and metrics["editor"]["encoder"]["prefix_tokens"] > 0
-    assert metrics["editor"]["train"]["steps"] == 10
+    assert metrics["editor"]["train"]["steps"] == 10 and metrics["editor"]["train_seconds"]["editor"] > 0
     assert set(metrics["data"]["train_sources"]).isdisjoint(metrics["data"]["held_out_sources"])
     curve = Image.open(out / "loss_curve.png")
     gallery = Image.open(out / "gallery.png")
