@@ -104,31 +104,26 @@ def vae(latent_channels: int, shift_factor: float | None):
     )
 
 
-def build(dest: pathlib.Path, seed: int = 0) -> pathlib.Path:
-    from diffusers import FlowMatchEulerDiscreteScheduler, FluxFillPipeline, FluxTransformer2DModel
+def flux_components(autoencoder, in_channels: int, out_channels: int) -> dict:
+    """The parts every tiny FLUX.1 pipeline shares (Fill, Kontext): a guidance-distilled
+    transformer with the given token widths, the dynamic-shift scheduler, CLIP and T5."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
 
-    torch.manual_seed(seed)
     tokenizer, tokenizer_2 = clip_tokenizer(), t5_tokenizer()
-    latent_channels = 4
-    autoencoder = vae(latent_channels, shift_factor=0.1159)
-    vae_scale = 2 ** (len(autoencoder.config.block_out_channels) - 1)
-    packed_latents = latent_channels * 4  # 2x2 patches
-    packed_mask = vae_scale * vae_scale * 4
     transformer = FluxTransformer2DModel(
         patch_size=1,
-        # noisy latents + masked-image latents + the mask folded into channels
-        in_channels=2 * packed_latents + packed_mask,
-        out_channels=packed_latents,
+        in_channels=in_channels,
+        out_channels=out_channels,
         num_layers=1,
         num_single_layers=1,
         attention_head_dim=16,
         num_attention_heads=2,
         joint_attention_dim=32,
         pooled_projection_dim=32,
-        guidance_embeds=True,  # Fill-dev is guidance-distilled
+        guidance_embeds=True,  # the -dev checkpoints are guidance-distilled
         axes_dims_rope=(4, 6, 6),
     )
-    pipe = FluxFillPipeline(
+    return dict(
         scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096),
         vae=autoencoder,
         text_encoder=clip_text_model(len(tokenizer), 32, with_projection=False),
@@ -137,6 +132,19 @@ def build(dest: pathlib.Path, seed: int = 0) -> pathlib.Path:
         tokenizer_2=tokenizer_2,
         transformer=transformer,
     )
+
+
+def build(dest: pathlib.Path, seed: int = 0) -> pathlib.Path:
+    from diffusers import FluxFillPipeline
+
+    torch.manual_seed(seed)
+    latent_channels = 4
+    autoencoder = vae(latent_channels, shift_factor=0.1159)
+    vae_scale = 2 ** (len(autoencoder.config.block_out_channels) - 1)
+    packed_latents = latent_channels * 4  # 2x2 patches
+    packed_mask = vae_scale * vae_scale * 4
+    # noisy latents + masked-image latents + the mask folded into channels
+    pipe = FluxFillPipeline(**flux_components(autoencoder, 2 * packed_latents + packed_mask, packed_latents))
     folder = pathlib.Path(dest)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
