@@ -4,6 +4,7 @@ held-out sources."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -15,11 +16,11 @@ from editor import checkpoint
 from editor.codec import PixelCodec, VaeCodec
 from editor.data import Triplet
 from editor.dit import DiTShape, describe
+from editor.images import shrink, to_tensor, to_uint8
 from editor.model import ConnectorShape, Editor
 from editor.train import TrainData, TrainSettings, sample, train
+from editor.verify import FROM_NOISE, SHUFFLED
 
-SHUFFLED = "shuffled_instructions"
-FROM_NOISE = "editor_from_noise"
 
 
 def make_codec(ecfg: dict[str, Any], cfg: dict[str, Any]):
@@ -71,10 +72,19 @@ def settings_of(ecfg: dict[str, Any]) -> TrainSettings:
     return TrainSettings(**{k: type(getattr(TrainSettings, k))(v) for k, v in ecfg["train"].items()})
 
 
+def derangement(n: int, seed: int) -> list[int]:
+    """A permutation that moves every row (n >= 2), so no row keeps its own instruction."""
+    rng = random.Random(seed)
+    order = list(range(n))
+    rng.shuffle(order)
+    perm = [0] * n
+    for k, row in enumerate(order):  # one cycle through a random order fixes no point
+        perm[row] = order[(k + 1) % n]
+    return perm
+
+
 def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Triplet], out: Path,
                    log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, list[np.ndarray]], dict[str, list]]:
-    from editor.verify import shrink, to_tensor, to_uint8, derangement
-
     ecfg = cfg["editor"]
     size, settings = int(ecfg["size"]), settings_of(ecfg)
     start_t = float(ecfg["sample_start_t"])
@@ -89,7 +99,9 @@ def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Tr
     hidden = encode_all(encoder, train_rows, instructions)
     held_hidden = encode_all(encoder, held, [r.instruction for r in held])
     runs = {"editor": hidden}
-    if ecfg["control"]:
+    if ecfg["control"] and len(train_rows) < 2:
+        log("no shuffled-instruction control: it needs at least two training rows")
+    elif ecfg["control"]:
         order = derangement(len(train_rows), settings.seed)
         runs[SHUFFLED] = encode_all(encoder, train_rows, [instructions[i] for i in order])
     encoder_info = encoder.describe()

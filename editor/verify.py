@@ -6,20 +6,20 @@ shuffled across rows tells whether the editor reads the instruction at all."""
 from __future__ import annotations
 
 import json
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
 from editor.data import Triplet, load_triplets, split_by_source
+from editor.images import shrink, to_tensor, to_uint8
 from editor.metrics import apply_mean_edit, distances, mean_edits, per_task
 from pipeline.run_dir import atomic_write
 
 EDITOR_KINDS = ("bundled", "flux-kontext")
+# method names in metrics.json beside "editor", "identity" and "mean_edit"
 SHUFFLED = "shuffled_instructions"
 FROM_NOISE = "editor_from_noise"
 
@@ -31,30 +31,6 @@ class VerifyRequest:
     rows: str = "ok"
     editor: str = "bundled"
     tasks: set[str] | None = None
-
-
-def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    """uint8 HxWx3 images -> (N, 3, H, W) floats in [0, 1]."""
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def shrink(images: torch.Tensor, size: int) -> torch.Tensor:
-    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-
-
-def to_uint8(images: torch.Tensor) -> list[np.ndarray]:
-    return [np.ascontiguousarray((x.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)) for x in images]
-
-
-def derangement(n: int, seed: int) -> list[int]:
-    """A permutation that moves every row (n >= 2), so no row keeps its own instruction."""
-    rng = random.Random(seed)
-    order = list(range(n))
-    rng.shuffle(order)
-    perm = [0] * n
-    for k, row in enumerate(order):  # one cycle through a random order fixes no point
-        perm[row] = order[(k + 1) % n]
-    return perm
 
 
 def run_verify(request: VerifyRequest, cfg: dict[str, Any], log: Callable[[str], None] = print) -> dict[str, Any]:

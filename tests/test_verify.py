@@ -12,7 +12,7 @@ from PIL import Image
 
 from editor.data import DataError, load_triplets, split_by_source
 from editor.metrics import PSNR_CAP, apply_mean_edit, distances, mean_edits
-from editor.verify import derangement
+from editor.bundled import derangement
 from pipeline.cli import main
 from tests.editor_rows import tone_rows, write_run
 
