@@ -16,11 +16,10 @@ from editor import checkpoint
 from editor.codec import PixelCodec, VaeCodec
 from editor.data import Triplet
 from editor.dit import DiTShape, describe
-from editor.images import shrink, to_tensor, to_uint8
+from editor.images import to_tensor, to_uint8
 from editor.model import ConnectorShape, Editor
 from editor.train import TrainData, TrainSettings, sample, train
 from editor.verify import FROM_NOISE, SHUFFLED
-
 
 
 def make_codec(ecfg: dict[str, Any], cfg: dict[str, Any]):
@@ -83,8 +82,8 @@ def derangement(n: int, seed: int) -> list[int]:
     return perm
 
 
-def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Triplet], out: Path,
-                   log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, list[np.ndarray]], dict[str, list]]:
+def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Triplet], held_images: torch.Tensor,
+                   out: Path, log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, list[np.ndarray]], dict[str, list]]:
     ecfg = cfg["editor"]
     size, settings = int(ecfg["size"]), settings_of(ecfg)
     start_t = float(ecfg["sample_start_t"])
@@ -93,7 +92,7 @@ def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Tr
         torch.backends.cuda.matmul.allow_tf32 = True
     encoder = make_encoder(ecfg, cfg)
     codec = make_codec(ecfg, cfg)
-    codec.grid(size, size)  # a size the codec cannot tile fails here, before any training
+    grid = codec.grid(size, size)  # a size the codec cannot tile fails here, before any training
     log(f"encoding {len(train_rows) + len(held)} rows with {encoder.model_ref} ({encoder.prefix_tokens} system-prefix tokens dropped)")
     instructions = [r.instruction for r in train_rows]
     hidden = encode_all(encoder, train_rows, instructions)
@@ -108,24 +107,26 @@ def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Tr
     del encoder  # the MLLM is done: free its memory before training
     pool_src = to_tensor([r.source for r in train_rows])
     pool_tgt = to_tensor([r.target for r in train_rows])
-    held_src = codec.encode(shrink(to_tensor([r.source for r in held]), size).to(device))
-    grid = codec.grid(size, size)
-    outputs, curves, described = {}, {}, {}
+    held_src = codec.encode(held_images.to(device))  # the held-out sources at the scoring size
+    outputs, curves = {}, {}
     for name, conditioning in runs.items():
         editor = new_editor(ecfg, codec, conditioning[0].shape[1], settings.seed)
         log(f"training {name}: {sum(p.numel() for p in editor.parameters()) / 1e6:.2f}M parameters, {settings.steps} steps")
         data = TrainData(pool_src, pool_tgt, conditioning, size)
         curves[name] = train(editor, codec, data, settings, out / "checkpoints" / name, log, device)
-        tokens = sample(editor, held_src, held_hidden, grid, int(ecfg["sample_steps"]), settings.seed, device=device, start_t=start_t)
-        outputs[name] = to_uint8(codec.decode(tokens.to(device), grid).cpu())
+
+        def edit(start: float, model: Editor = editor) -> list[np.ndarray]:
+            tokens = sample(model, held_src, held_hidden, grid, int(ecfg["sample_steps"]), settings.seed, device=device, start_t=start)
+            return to_uint8(codec.decode(tokens.to(device), grid).cpu())
+
+        outputs[name] = edit(start_t)
         if name == "editor" and start_t < 1:  # shown beside it: the same model drawing from pure noise
-            tokens = sample(editor, held_src, held_hidden, grid, int(ecfg["sample_steps"]), settings.seed, device=device)
-            outputs[FROM_NOISE] = to_uint8(codec.decode(tokens.to(device), grid).cpu())
-        described = {"shapes": editor.shapes(), "dit": describe(editor.dit_shape), "dit_init": ecfg["dit_init"]}
-    described.update({
+            outputs[FROM_NOISE] = edit(1.0)
+    described = {
+        "shapes": editor.shapes(), "dit": describe(editor.dit_shape), "dit_init": ecfg["dit_init"],
         "encoder": encoder_info, "codec": codec.describe(), "train": asdict(settings), "sample_steps": int(ecfg["sample_steps"]), "sample_start_t": start_t,
         "final_loss": {name: float(np.mean([l for _, l in curve[-50:]])) for name, curve in curves.items()},
         "device": device, "checkpoints": str(out / "checkpoints"),
         "train_seconds": {name: checkpoint.read_meta(out / "checkpoints" / name / checkpoint.LATEST).get("train_seconds") for name in runs},
-    })
+    }
     return described, outputs, curves

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from PIL import Image, ImageDraw
 
-from pipeline.contact_sheet import _font
+from pipeline.contact_sheet import cjk_font
 
 LOSS_FIGSIZE = (8.0, 4.5)
 LOSS_DPI = 110
@@ -200,7 +200,7 @@ _FONTS: dict[str, Any] = {}
 
 def _fonts() -> dict[str, Any]:
     if not _FONTS:
-        _FONTS.update(header=_font(14), label=_font(13), small=_font(11))
+        _FONTS.update(header=cjk_font(14), label=cjk_font(13), small=cjk_font(11))
     return _FONTS
 
 

@@ -55,7 +55,7 @@ def run_verify(request: VerifyRequest, cfg: dict[str, Any], log: Callable[[str],
     if request.editor == "bundled":
         from editor.bundled import train_and_edit
 
-        described, outputs, curves = train_and_edit(cfg, train_rows, held, request.out, log)
+        described, outputs, curves = train_and_edit(cfg, train_rows, held, held_src, request.out, log)
         predictions.update(outputs)
     elif request.editor == "flux-kontext":
         from editor.kontext_run import kontext_predictions
@@ -64,48 +64,45 @@ def run_verify(request: VerifyRequest, cfg: dict[str, Any], log: Callable[[str],
     else:
         raise ValueError(f"--editor must be one of {', '.join(EDITOR_KINDS)}, not {request.editor!r}")
 
+    # every edit measured once; the task means, overall means, row table and gallery read these
+    scores = {method: [distances(p, g) for p, g in zip(preds, targets)] for method, preds in predictions.items()}
     metrics = {
         "editor": {"kind": request.editor, **described},
         "data": data_summary(request, loaded, train_rows, held, size),
-        "tasks": task_table(held, targets, predictions),
-        "overall": overall(held, targets, predictions),
-        "rows": row_table(held, targets, predictions),
+        "tasks": task_table(held, scores),
+        "overall": {method: per_task(("all", v) for v in values)["all"] for method, values in scores.items()},
+        "rows": row_table(held, scores),
     }
     judged = judge_outputs(cfg, held, sources, predictions["editor"], log)
     if judged:
-        for task, scores in judged.items():
-            metrics["tasks"][task]["judge"] = scores
+        for task, judgement in judged.items():
+            metrics["tasks"][task]["judge"] = judgement
     metrics["findings"] = findings(metrics["tasks"])
     metrics["seconds"] = round(time.perf_counter() - began, 1)
-    write_outputs(request.out, metrics, curves, held, predictions, targets, cfg, log)
+    write_outputs(request.out, metrics, curves, held, predictions, targets, scores, cfg, log)
     return metrics
 
 
-def task_table(held: list[Triplet], targets: list[np.ndarray], predictions: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+def task_table(held: list[Triplet], scores: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     table: dict[str, dict[str, Any]] = {}
-    for method, preds in predictions.items():
-        for task, values in per_task((t.task, distances(p, g)) for t, p, g in zip(held, preds, targets)).items():
-            n = values.pop("n")
-            table.setdefault(task, {"n": n})[method] = values
+    for method, values in scores.items():
+        for task, means in per_task((t.task, v) for t, v in zip(held, values)).items():
+            n = means.pop("n")
+            table.setdefault(task, {"n": n})[method] = means
     for task, row in table.items():
         row["editor_wins"] = sum(
-            distances(predictions["editor"][i], targets[i])["l1"] < distances(predictions["identity"][i], targets[i])["l1"]
-            for i, t in enumerate(held) if t.task == task
+            scores["editor"][i]["l1"] < scores["identity"][i]["l1"] for i, t in enumerate(held) if t.task == task
         )
     return table
 
 
-def row_table(held: list[Triplet], targets: list[np.ndarray], predictions: dict[str, list[np.ndarray]]) -> list[dict[str, Any]]:
+def row_table(held: list[Triplet], scores: dict[str, list[dict[str, float]]]) -> list[dict[str, Any]]:
     """Each held-out row's L1 per method: with a handful of rows per task, a mean can rest on one."""
     return [
         {"sample_id": t.sample_id, "task": t.task, "instruction": t.instruction,
-         "l1": {method: round(distances(preds[i], targets[i])["l1"], 5) for method, preds in predictions.items()}}
+         "l1": {method: round(values[i]["l1"], 5) for method, values in scores.items()}}
         for i, t in enumerate(held)
     ]
-
-
-def overall(held: list[Triplet], targets: list[np.ndarray], predictions: dict[str, list[np.ndarray]]) -> dict[str, Any]:
-    return {method: per_task(("all", distances(p, g)) for p, g in zip(preds, targets))["all"] for method, preds in predictions.items()}
 
 
 def findings(tasks: dict[str, Any]) -> list[str]:
@@ -161,7 +158,7 @@ def judge_outputs(cfg: dict[str, Any], held: list[Triplet], sources: list[np.nda
     return out
 
 
-def write_outputs(out: Path, metrics: dict[str, Any], curves, held, predictions, targets, cfg, log) -> None:
+def write_outputs(out: Path, metrics: dict[str, Any], curves, held, predictions, targets, scores, cfg, log) -> None:
     from editor.plots import write_gallery, write_loss_curve
 
     out.mkdir(parents=True, exist_ok=True)
@@ -173,11 +170,10 @@ def write_outputs(out: Path, metrics: dict[str, Any], curves, held, predictions,
     for index in gallery_rows(held, int(cfg["editor"]["gallery_rows"])):
         t = held[index]
         images = {"source": predictions["identity"][index], "target": targets[index]}
-        notes = {}
+        notes = {"source": f"L1 {scores['identity'][index]['l1']:.3f}"}
         for method in columns[2:]:
             images[method] = predictions[method][index]
-            notes[method] = f"L1 {distances(predictions[method][index], targets[index])['l1']:.3f}"
-        notes["source"] = f"L1 {distances(predictions['identity'][index], targets[index])['l1']:.3f}"
+            notes[method] = f"L1 {scores[method][index]['l1']:.3f}"
         examples.append({"task": t.task, "instruction": t.instruction, "images": images, "notes": notes})
     write_gallery(out / "gallery.png", examples, columns)
     for line in metrics["findings"]:

@@ -123,13 +123,20 @@ def _run_config(args) -> dict:
         flags["ray"]["address"] = args.address
     if args.no_progress:
         flags["run"]["progress"] = False
-    if args.judge_url or args.judge_model:
-        flags["judge"] = {"backend": "openai"}
-        if args.judge_url:
-            flags["judge"]["url"] = args.judge_url
-        if args.judge_model:
-            flags["judge"]["model"] = args.judge_model
+    flags.update(judge_flags(args))
     return config_mod.load_config(args.profile, args.config, [flags, *overrides])
+
+
+def judge_flags(args) -> dict:
+    """`--judge-url/--judge-model` as a config layer: a served (OpenAI-compatible) judge."""
+    if not (args.judge_url or args.judge_model):
+        return {}
+    judge = {"backend": "openai"}
+    if args.judge_url:
+        judge["url"] = args.judge_url
+    if args.judge_model:
+        judge["model"] = args.judge_model
+    return {"judge": judge}
 
 
 def cmd_run(args) -> int:
@@ -244,8 +251,7 @@ def cmd_score(args) -> int:
     from pipeline.score import ScoreError, parse_columns, score_dataset
 
     overrides = [config_mod.parse_set(s) for s in args.set]
-    if args.judge_url or args.judge_model:
-        overrides.append({"judge": {"backend": "openai", **({"url": args.judge_url} if args.judge_url else {}), **({"model": args.judge_model} if args.judge_model else {})}})
+    overrides.append(judge_flags(args))
     try:
         cfg = config_mod.load_config(args.profile, overrides=overrides)
         task = parse_tasks(args.task)[0] if args.task else None
@@ -284,8 +290,7 @@ def cmd_verify(args) -> int:
         flags["editor"]["size"] = args.size
     if args.no_control:
         flags["editor"]["control"] = False
-    if args.judge_url or args.judge_model:
-        flags["judge"] = {"backend": "openai", **({"url": args.judge_url} if args.judge_url else {}), **({"model": args.judge_model} if args.judge_model else {})}
+    flags.update(judge_flags(args))
     try:
         cfg = config_mod.load_config(args.profile, args.config, [*(config_mod.parse_set(s) for s in args.set), flags])
         check_editor_config(cfg["editor"])

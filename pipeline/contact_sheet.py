@@ -16,7 +16,7 @@ CJK_FONTS = [
 ]
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def cjk_font(size: int) -> ImageFont.ImageFont:
     for path, index in CJK_FONTS:
         if Path(path).exists():
             return ImageFont.truetype(path, size, index=index)
@@ -74,7 +74,7 @@ def pick_rows(run_dir: Path, per_task: int, status: str | None = "ok") -> list[d
 def render(rows: list[dict[str, Any]], out: Path, height: int = 220) -> Path:
     if not rows:
         raise ValueError("no rows to draw")
-    font, small = _font(15), _font(12)
+    font, small = cjk_font(15), cjk_font(12)
     tiles = [_tile(row, height, font, small) for row in rows]
     width = max(t.width for t in tiles)
     sheet = Image.new("RGB", (width + 16, sum(t.height + 12 for t in tiles) + 4), (235, 235, 235))

@@ -15,7 +15,7 @@ from editor.plots import (
     write_gallery,
     write_loss_curve,
 )
-from pipeline.contact_sheet import _font
+from pipeline.contact_sheet import cjk_font
 
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 200, 0)
 C0_BLUE = np.array([0x1F, 0x77, 0xB4])  # matplotlib's first cycle colour
@@ -161,7 +161,7 @@ def test_notes_and_long_instructions_make_room_for_themselves():
 
 
 def test_wrap_breaks_chinese_between_characters_and_latin_between_words():
-    font = _font(14)
+    font = cjk_font(14)
     lines = wrap_text("保留人物的面部细节和背景的建筑轮廓" * 3, font, 150)
     assert len(lines) > 1 and all(font.getlength(line) <= 150 for line in lines)
     assert "".join(lines) == "保留人物的面部细节和背景的建筑轮廓" * 3
