@@ -18,18 +18,20 @@ import io
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from tests.loopback_server import LoopbackServer
 
 
 def good(a: Any, b: Any, reasoning: str = "scripted") -> str:
     return json.dumps({"score": [a, b], "reasoning": reasoning})
 
 
-class FakeJudgeServer:
+class FakeJudgeServer(LoopbackServer):
     def __init__(
         self,
         script: dict[tuple[int, str], list[str]] | None = None,
@@ -42,22 +44,7 @@ class FakeJudgeServer:
         self.requests: list[dict[str, Any]] = []
         self._used: dict[tuple[int, str], int] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> "FakeJudgeServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(_handler_for(self))
 
     def requests_for(self, mark: int, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["mark"] == mark and r["kind"] == kind]

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.loopback_server import LoopbackServer
 
 GOOD_JSON = '{"objects": ["cat", "cup"], "object": "cup", "change_to": "red"}'
 
@@ -31,7 +33,7 @@ BEHAVIOURS = (
 )
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackServer):
     def __init__(self, script: dict[str, list[str]] | None = None, slow_s: float = 1.0, retry_after: str = "0.3", pause_s: float = 0.1):
         self.script = dict(script or {})
         self.slow_s, self.retry_after, self.pause_s = slow_s, retry_after, pause_s
@@ -40,22 +42,7 @@ class FakeOpenAIServer:
         self._in_flight = 0
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> "FakeOpenAIServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(_handler_for(self))
 
     def prompts(self) -> list[str]:
         return [r["prompt"] for r in self.requests]
