@@ -76,3 +76,25 @@ def record_pipeline_calls(pipe, monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(pipeline_class, "__call__", recording)
     return calls
+
+
+def run_tiny_canny_recipe(task: str, cfg: dict[str, Any], photo: np.ndarray, monkeypatch):
+    """A task's tiny recipe over one 64 x 96 crop of `photo`, with every call to its canny
+    ControlNet recorded: (controlnet stage, calls, rows, source)."""
+    from pipeline import models
+    from stages.sd3_controlnet import SD3ControlNetStage
+    from tasks import build_stages
+
+    stages = build_stages(task, cfg)
+    models.ensure_tiny(cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
+    controlnet = next(s for s in stages if isinstance(s, SD3ControlNetStage))
+    assert controlnet.control == "canny"
+    controlnet.setup()
+    calls = record_pipeline_calls(controlnet.pipe, monkeypatch)
+    source = np.ascontiguousarray(photo[:64, :96])
+    row = pipeline_row(source, 0, task)
+    row["source_sha256"] = "ab" * 32
+    rows = [row]
+    for stage in stages:
+        rows = run_stage(stage, rows)
+    return controlnet, calls, rows, source

@@ -9,15 +9,15 @@ import pytest
 import skimage.data
 
 from filters.tone_gate import STATISTICS, tone_gate_results
-from pipeline import config, models, schema
+from pipeline import config, schema
 from pipeline.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
 from stages.image_io import decode_png
-from stages.sd3_controlnet import SD3ControlNetStage, canny_edges
+from stages.sd3_controlnet import canny_edges
 from stages.tone_render import CLASSICAL_TONE_EDITS, render_tone
 from stages.tone_vocabulary import TONE_EDITS
 from tasks import build_stages
-from tests.model_rows import pipeline_row, record_pipeline_calls
+from tests.model_rows import pipeline_row, run_tiny_canny_recipe
 
 TASK = "tone_transformation"
 
@@ -97,18 +97,7 @@ def tiny_cfg(tmp_path_factory):
 
 
 def test_tiny_recipe_sends_only_scenes_to_the_canny_controlnet(tiny_cfg, photo, monkeypatch):
-    stages = build_stages(TASK, tiny_cfg)
-    models.ensure_tiny(tiny_cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
-    controlnet = next(s for s in stages if isinstance(s, SD3ControlNetStage))
-    assert controlnet.control == "canny"
-    controlnet.setup()
-    calls = record_pipeline_calls(controlnet.pipe, monkeypatch)
-    source = np.ascontiguousarray(photo[:64, :96])
-    row = pipeline_row(source, 0, TASK)
-    row["source_sha256"] = "ab" * 32
-    rows = [row]
-    for stage in stages:
-        rows = run_stage(stage, rows)
+    controlnet, calls, rows, source = run_tiny_canny_recipe(TASK, tiny_cfg, photo, monkeypatch)
     assert all(r["status"] in (schema.OK, schema.REJECTED) for r in rows), [r.get("reason") for r in rows]
     edits = [schema.loads(r["edit"]) for r in rows]
     scenes = [e for e in edits if e["kind"] == "scene"]
