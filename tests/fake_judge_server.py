@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from tests.loopback_server import LoopbackServer
+from tests.loopback_server import LoopbackServer, QuietJSONHandler
 
 
 def good(a: Any, b: Any, reasoning: str = "scripted") -> str:
@@ -71,9 +71,7 @@ def _completion(content: str | None, refusal: str | None = None) -> dict[str, An
 
 
 def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
+    class Handler(QuietJSONHandler):
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -124,15 +122,5 @@ def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
             if name == "500":
                 return self._json(500, {"error": {"message": "internal error"}})
             raise ValueError(f"unknown behaviour {behaviour!r}")
-
-        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
 
     return Handler

@@ -13,7 +13,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback_server import LoopbackServer
+from tests.loopback_server import LoopbackServer, QuietJSONHandler
 
 GOOD_JSON = '{"objects": ["cat", "cup"], "object": "cup", "change_to": "red"}'
 
@@ -80,9 +80,7 @@ def _completion(content: str | None, refusal: str | None = None, finish_reason: 
 
 
 def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep test output quiet
-            pass
+    class Handler(QuietJSONHandler):
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -124,15 +122,5 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 message = f"Incorrect API key provided: {self.headers.get('Authorization')}"
                 return self._json(401, {"error": {"message": message}})
             raise ValueError(f"unknown behaviour {behaviour!r}")
-
-        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
 
     return Handler

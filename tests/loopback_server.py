@@ -3,8 +3,27 @@ runs: the part every scripted fake server of the tests shares."""
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class QuietJSONHandler(BaseHTTPRequestHandler):
+    """A request handler that answers in JSON and keeps the test output free of access logs."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
 
 
 class LoopbackServer:
