@@ -26,9 +26,9 @@ def make_codec(ecfg: dict[str, Any], cfg: dict[str, Any]):
     if ecfg["codec"] == "pixels":
         return PixelCodec(int(ecfg["patch"]))
     if ecfg["codec"] == "vae":
-        from pipeline import models
+        from editor.kontext_run import kontext_source
 
-        ref, revision = (ecfg["vae"], None) if ecfg["vae"] else models.resolve(cfg, "flux_kontext")
+        ref, revision = (ecfg["vae"], None) if ecfg["vae"] else kontext_source(cfg)
         return VaeCodec.load(str(ref), revision)
     raise ValueError(f"editor.codec must be pixels or vae, not {ecfg['codec']!r}")
 

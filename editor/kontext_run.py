@@ -9,13 +9,23 @@ import numpy as np
 from editor.data import Triplet
 
 
-def kontext_predictions(cfg: dict[str, Any], held: list[Triplet], size: int, log: Callable[[str], None]) -> tuple[dict[str, Any], list[np.ndarray]]:
-    from editor.kontext import kontext_edit, load_kontext
+def kontext_source(cfg: dict[str, Any]) -> tuple[str, str | None]:
+    """`editor.kontext.ref` when given, else what the profile gives the flux_kontext family (its
+    tiny twin, built on first use, on the tiny profile). Verify-only, so a run's identity never
+    depends on it."""
     from pipeline import models
 
-    kcfg = cfg["editor"]["kontext"]
+    if cfg["editor"]["kontext"]["ref"]:
+        return str(cfg["editor"]["kontext"]["ref"]), None
     models.ensure_tiny(cfg, ["flux_kontext"])
-    ref, revision = models.resolve(cfg, "flux_kontext")
+    return models.resolve(cfg, "flux_kontext")
+
+
+def kontext_predictions(cfg: dict[str, Any], held: list[Triplet], size: int, log: Callable[[str], None]) -> tuple[dict[str, Any], list[np.ndarray]]:
+    from editor.kontext import kontext_edit, load_kontext
+
+    kcfg = cfg["editor"]["kontext"]
+    ref, revision = kontext_source(cfg)
     log(f"editing {len(held)} held-out rows with FLUX.1 Kontext from {ref}")
     pipe = load_kontext(str(ref), revision)
     edited = kontext_edit(pipe, [t.source for t in held], [t.instruction for t in held], size,

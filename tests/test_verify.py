@@ -122,3 +122,15 @@ def test_the_editor_follows_instructions_and_the_shuffled_control_cannot(tmp_pat
     assert l1["editor"] < 0.6 * l1["identity"], l1
     assert l1["editor"] < 0.6 * l1["mean_edit"], l1
     assert l1["editor"] < 0.6 * l1["shuffled_instructions"], l1
+
+
+def test_editor_kontext_ref_replaces_the_profiles_model_without_touching_run_identity(run, tmp_path, capsys):
+    from pipeline import config
+
+    missing = tmp_path / "no-kontext-here"
+    assert main(["verify", str(run), "--out", str(tmp_path / "k"), "--size", "16", "--editor", "flux-kontext",
+                 "--set", f"editor.kontext.ref={missing}"]) == 2
+    assert str(missing) in capsys.readouterr().err
+    # verify's settings never change which run a configuration names
+    plain = config.load_config("cpu")
+    assert config.identity_hash(plain) == config.identity_hash(config.load_config("cpu", overrides=[{"editor": {"kontext": {"ref": "x"}, "size": 64}}]))
