@@ -109,12 +109,31 @@ def _unusable(row: dict) -> str | None:
     return None
 
 
-def split_by_source(triplets: list[Triplet], held_out_fraction: float, seed: int = 0) -> tuple[list[Triplet], list[Triplet]]:
-    """Held-out rows are all rows of a seeded-random share of the source photos (at least one
-    photo, and never all of them)."""
+def shuffled_sources(triplets: list[Triplet], seed: int) -> list[str]:
+    """The source photos in a seeded order that does not depend on the rows' order."""
     sources = sorted({t.source_key for t in triplets}, key=lambda k: hashlib.sha256(f"{seed}:{k}".encode()).hexdigest())
     if len(sources) < 2:
         raise DataError(f"all {len(triplets)} rows come from one source image; a held-out split needs at least two")
+    return sources
+
+
+def split_by_source(triplets: list[Triplet], held_out_fraction: float, seed: int = 0) -> tuple[list[Triplet], list[Triplet]]:
+    """Held-out rows are all rows of a seeded-random share of the source photos (at least one
+    photo, and never all of them)."""
+    sources = shuffled_sources(triplets, seed)
     count = min(len(sources) - 1, max(1, math.ceil(held_out_fraction * len(sources))))
     held = set(sources[:count])
     return [t for t in triplets if t.source_key not in held], [t for t in triplets if t.source_key in held]
+
+
+def fold_splits(triplets: list[Triplet], folds: int, seed: int = 0) -> list[tuple[list[Triplet], list[Triplet]]]:
+    """K-fold cross-validation by source photo: the photos are dealt into `folds` groups and each
+    group is held out once, so every row is scored exactly once and never by a model that saw
+    its photo."""
+    sources = shuffled_sources(triplets, seed)
+    if not 2 <= folds <= len(sources):
+        raise DataError(f"{folds} folds: each fold holds out at least one of the {len(sources)} source images, "
+                        f"so folds must be between 2 and {len(sources)}")
+    group = {key: i % folds for i, key in enumerate(sources)}
+    return [([t for t in triplets if group[t.source_key] != k], [t for t in triplets if group[t.source_key] == k])
+            for k in range(folds)]

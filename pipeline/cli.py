@@ -94,6 +94,7 @@ def _add_verify(sub) -> None:
     ve.add_argument("--steps", type=int, help="training steps per model (default: editor.train.steps)")
     ve.add_argument("--size", type=int, help="side in pixels of training and scoring (default: editor.size)")
     ve.add_argument("--task", help="only these tasks (a task, alias or comma list)")
+    ve.add_argument("--folds", type=int, help="cross-validate: K trainings, each source image held out once, pooled (default: one split)")
     ve.add_argument("--no-control", action="store_true", help="skip the shuffled-instruction control")
     ve.add_argument("--profile", default="tiny", help="models: tiny (the twins, default on a CPU) or gpu (the registry's checkpoints)")
     ve.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
@@ -288,6 +289,8 @@ def cmd_verify(args) -> int:
         flags["editor"]["train"]["steps"] = args.steps
     if args.size is not None:
         flags["editor"]["size"] = args.size
+    if args.folds is not None:
+        flags["editor"]["folds"] = args.folds
     if args.no_control:
         flags["editor"]["control"] = False
     flags.update(judge_flags(args))
@@ -309,6 +312,8 @@ def check_editor_config(ecfg: dict) -> None:
         raise config_mod.ConfigError("editor.train.steps: must be at least 1")
     if ecfg["size"] < 8:
         raise config_mod.ConfigError("editor.size: must be at least 8")
+    if ecfg["folds"] < 1:
+        raise config_mod.ConfigError("editor.folds: must be at least 1 (1: one held-out split)")
     if not 0 < ecfg["held_out"] < 1:
         raise config_mod.ConfigError("editor.held_out: must be between 0 and 1")
     if not 0 < ecfg["sample_start_t"] <= 1:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from editor.data import DataError, load_triplets, split_by_source
+from editor.data import DataError, Triplet, fold_splits, load_triplets, split_by_source
 from editor.metrics import PSNR_CAP, apply_mean_edit, distances, mean_edits
 from editor.bundled import derangement
+from editor.verify import gallery_rows
 from pipeline.cli import main
 from tests.editor_rows import tone_rows, write_run
 
@@ -38,6 +39,13 @@ def test_loading_filters_rows_and_the_split_keeps_sources_apart(run):
     assert len(load_triplets(run, "hq", 16).triplets) == 4
     with pytest.raises(DataError, match="one source image"):
         split_by_source([t for t in loaded.triplets if t.source_key == train[0].source_key], 0.5)
+    folds = fold_splits(loaded.triplets, 3)
+    held_keys = [{t.source_key for t in fold_held} for _, fold_held in folds]
+    assert sorted(t.sample_id for _, fold_held in folds for t in fold_held) == sorted(t.sample_id for t in loaded.triplets)
+    assert all(a.isdisjoint(b) for i, a in enumerate(held_keys) for b in held_keys[i + 1 :])
+    assert all(keys.isdisjoint({t.source_key for t in fold_train}) for keys, (fold_train, _) in zip(held_keys, folds))
+    with pytest.raises(DataError, match="between 2 and 5"):
+        fold_splits(loaded.triplets, 6)
 
 
 def test_data_errors_are_clear(tmp_path, run):
@@ -90,6 +98,41 @@ def test_verify_writes_metrics_pictures_and_checkpoints(run, tmp_path, capsys):
     assert main(["verify", str(run), "--out", str(out), "--steps", "10", "--size", "16", *QUICK]) == 0
     assert capsys.readouterr().err.count("resumed from") == 2
     assert json.loads((out / "metrics.json").read_text())["tasks"] == metrics["tasks"]
+
+
+def test_cross_validation_holds_out_every_photo_once_and_pools_the_folds(run, tmp_path, capsys):
+    out = tmp_path / "cv"
+    args = ["verify", str(run), "--out", str(out), "--steps", "5", "--size", "16", "--folds", "3", *QUICK]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["data"]["folds"] == 3 and len(metrics["folds"]) == 3
+    assert sorted(metrics["data"]["held_out_samples"]) == sorted(t.sample_id for t in load_triplets(run, "ok", 16).triplets)
+    row = metrics["tasks"]["tone_transformation"]
+    assert row["n"] == 10 == sum(f["held_out_rows"] for f in metrics["folds"])
+    # the pooled mean is the row-weighted mean of the folds' means
+    pooled = sum(f["tasks"]["tone_transformation"]["n"] * f["tasks"]["tone_transformation"]["editor"] for f in metrics["folds"]) / 10
+    assert row["editor"]["l1"] == pytest.approx(pooled, abs=1e-4)
+    assert row["editor_beats_control"] == sum(r["l1"]["editor"] < r["l1"]["shuffled_instructions"] for r in metrics["rows"])
+    assert "of 3 folds" in metrics["findings"][0]
+    for k in (1, 2, 3):
+        fold = json.loads((out / f"fold_{k}" / "metrics.json").read_text())
+        assert fold["data"]["held_out_sources"] == metrics["folds"][k - 1]["held_out_sources"]
+        assert set(fold["data"]["train_sources"]).isdisjoint(fold["data"]["held_out_sources"])
+        assert (out / f"fold_{k}" / "checkpoints" / "editor" / "latest.safetensors").exists()
+    assert (out / "loss_curve.png").exists() and (out / "gallery.png").exists()
+    capsys.readouterr()
+    assert main(args) == 0  # every fold resumes from its finished checkpoints
+    assert capsys.readouterr().err.count("resumed from") == 6
+    assert main([*args[:-len(QUICK) - 2], "--folds", "6", *QUICK]) == 2
+    assert "between 2 and 5" in capsys.readouterr().err
+
+
+def test_the_gallery_shows_each_task_and_spreads_photos():
+    def row(task, source):
+        return Triplet(f"{task}-{source}", task, source, "x", None, None)
+
+    held = [row("tone", "a"), row("tone", "a"), row("tone", "b"), row("style", "a"), row("style", "c")]
+    assert gallery_rows(held, 4) == [3, 0, 4, 2]  # tasks in turn (sorted), photos in turn within a task
 
 
 def test_verify_with_flux_kontext_and_a_served_judge(run, tmp_path):
