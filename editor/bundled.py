@@ -98,6 +98,10 @@ def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Tr
     hidden = encode_all(encoder, train_rows, instructions)
     held_hidden = encode_all(encoder, held, [r.instruction for r in held])
     runs = {"editor": hidden}
+    guidance = float(ecfg["guidance"])
+    # the sources read with an empty instruction: what instruction dropout trains on and guidance pushes away from
+    null_train = encode_all(encoder, train_rows, [""] * len(train_rows)) if settings.drop_instruction > 0 else None
+    null_held = encode_all(encoder, held, [""] * len(held)) if guidance != 1 else None
     if ecfg["control"] and len(train_rows) < 2:
         log("no shuffled-instruction control: it needs at least two training rows")
     elif ecfg["control"]:
@@ -112,11 +116,12 @@ def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Tr
     for name, conditioning in runs.items():
         editor = new_editor(ecfg, codec, conditioning[0].shape[1], settings.seed)
         log(f"training {name}: {sum(p.numel() for p in editor.parameters()) / 1e6:.2f}M parameters, {settings.steps} steps")
-        data = TrainData(pool_src, pool_tgt, conditioning, size)
+        data = TrainData(pool_src, pool_tgt, conditioning, size, null_train)
         curves[name] = train(editor, codec, data, settings, out / "checkpoints" / name, log, device)
 
         def edit(start: float, model: Editor = editor) -> list[np.ndarray]:
-            tokens = sample(model, held_src, held_hidden, grid, int(ecfg["sample_steps"]), settings.seed, device=device, start_t=start)
+            tokens = sample(model, held_src, held_hidden, grid, int(ecfg["sample_steps"]), settings.seed, device=device,
+                            start_t=start, guidance=guidance, null_hidden=null_held)
             return to_uint8(codec.decode(tokens.to(device), grid).cpu())
 
         outputs[name] = edit(start_t)
@@ -124,7 +129,7 @@ def train_and_edit(cfg: dict[str, Any], train_rows: list[Triplet], held: list[Tr
             outputs[FROM_NOISE] = edit(1.0)
     described = {
         "shapes": editor.shapes(), "dit": describe(editor.dit_shape), "dit_init": ecfg["dit_init"],
-        "encoder": encoder_info, "codec": codec.describe(), "train": asdict(settings), "sample_steps": int(ecfg["sample_steps"]), "sample_start_t": start_t,
+        "encoder": encoder_info, "codec": codec.describe(), "train": asdict(settings), "sample_steps": int(ecfg["sample_steps"]), "sample_start_t": start_t, "guidance": guidance,
         "final_loss": {name: float(np.mean([l for _, l in curve[-50:]])) for name, curve in curves.items()},
         "device": device, "checkpoints": str(out / "checkpoints"),
         "train_seconds": {name: checkpoint.read_meta(out / "checkpoints" / name / checkpoint.LATEST).get("train_seconds") for name in runs},

@@ -35,6 +35,7 @@ class TrainSettings:
     t_std: float = 1.0
     min_crop: float = 0.6  # augmentation: random crops of at least this share of the side; 1 turns it off
     ema_decay: float = 0.995  # sampling uses this moving average of the weights; 0 turns it off
+    drop_instruction: float = 0.0  # share of rows shown without their instruction, so sampling can guide
 
 
 @dataclass
@@ -43,11 +44,12 @@ class TrainData:
     target: torch.Tensor  # (N, 3, S, S) target images
     hidden: list[torch.Tensor]  # N x (L_i, D) MLLM hidden states
     size: int  # the side the DiT trains at
+    null_hidden: list[torch.Tensor] | None = None  # the same sources read with an empty instruction
 
     def fingerprint(self) -> str:
         """Identifies the data a checkpoint was trained on, so a resume never mixes datasets."""
         digest = hashlib.sha256()
-        for tensor in (self.source, self.target, *self.hidden):
+        for tensor in (self.source, self.target, *self.hidden, *(self.null_hidden or [])):
             digest.update(tensor.float().numpy().tobytes())
         return digest.hexdigest()[:16]
 
@@ -101,6 +103,8 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
             log(f"resumed from {latest} at step {start}")
         else:
             log(f"ignoring {latest}: written for other data, shapes or settings")
+    if settings.drop_instruction > 0 and data.null_hidden is None:
+        raise ValueError("drop_instruction needs each row's hidden states without an instruction (TrainData.null_hidden)")
     n = data.source.shape[0]
     grid = codec.grid(data.size, data.size)
     began = time.perf_counter()
@@ -109,9 +113,9 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
         index = torch.randint(n, (min(settings.batch_size, n),), generator=gen)
         src_img, tgt_img = augment(data.source[index], data.target[index], data.size, gen, settings.min_crop)
         x0, source = codec.encode(tgt_img.to(device)), codec.encode(src_img.to(device))
-        hidden, mask = pad_tokens([data.hidden[i] for i in index.tolist()])
         t = sample_timesteps(len(index), gen, settings.t_mean, settings.t_std).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+        hidden, mask = pad_tokens(conditioning(data, index.tolist(), settings.drop_instruction, gen))
         v = editor.velocity(noisy(x0, noise, t), source, hidden.to(device), mask.to(device), t, grid)
         loss = torch.nn.functional.mse_loss(v, velocity_target(x0, noise))
         if not torch.isfinite(loss):
@@ -142,6 +146,16 @@ def train(editor: Editor, codec, data: TrainData, settings: TrainSettings, ckpt_
     return history
 
 
+def conditioning(data: TrainData, rows: list[int], drop: float, gen: torch.Generator) -> list[torch.Tensor]:
+    """The rows' hidden states, a `drop` share of them read without the instruction: the model
+    learns the edit a photo suggests on its own, the baseline that guidance pushes away from.
+    Drawn after the noise, so drop = 0 leaves every other draw of the step as it was."""
+    if drop <= 0:
+        return [data.hidden[i] for i in rows]
+    dropped = (torch.rand(len(rows), generator=gen) < drop).tolist()
+    return [data.null_hidden[i] if d else data.hidden[i] for i, d in zip(rows, dropped)]
+
+
 @torch.no_grad()
 def update_ema(ema: dict[str, torch.Tensor], editor: torch.nn.Module, decay: float, step: int) -> None:
     """An exponential moving average whose decay ramps up over the first steps, so the average
@@ -153,10 +167,15 @@ def update_ema(ema: dict[str, torch.Tensor], editor: torch.nn.Module, decay: flo
 
 @torch.no_grad()
 def sample(editor: Editor, source: torch.Tensor, hidden: list[torch.Tensor], grid: tuple[int, int], steps: int,
-           seed: int = 0, batch_size: int = 16, device: torch.device | str = "cpu", start_t: float = 1.0) -> torch.Tensor:
+           seed: int = 0, batch_size: int = 16, device: torch.device | str = "cpu", start_t: float = 1.0,
+           guidance: float = 1.0, null_hidden: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Target latent tokens for each source through the Euler sampler: from seeded noise
     (start_t = 1), or from the source's own tokens noised to start_t (SDEdit), which keeps the
-    layout a small model would otherwise have to redraw."""
+    layout a small model would otherwise have to redraw. With guidance != 1 the velocity is
+    v_null + guidance (v - v_null), v_null read without the instruction (classifier-free
+    guidance on the instruction, as InstructPix2Pix guides its text)."""
+    if guidance != 1 and null_hidden is None:
+        raise ValueError("guidance needs the sources' hidden states without an instruction (null_hidden)")
     from editor.flow import euler_sample
 
     editor.to(device).eval()
@@ -167,7 +186,27 @@ def sample(editor: Editor, source: torch.Tensor, hidden: list[torch.Tensor], gri
         src = source[lo : lo + batch_size].to(device)
         h, m = pad_tokens(hidden[lo : lo + batch_size])
         h, m = h.to(device), m.to(device)
+
+        def conditional(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # called within this iteration only
+            return editor.velocity(x, src, h, m, t, grid)
+
+        velocity = conditional
+        if guidance != 1:
+            hn, mn = (x.to(device) for x in pad_tokens(null_hidden[lo : lo + batch_size]))
+
+            def unconditional(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return editor.velocity(x, src, hn, mn, t, grid)
+
+            velocity = guided(conditional, unconditional, guidance)
         t0 = torch.full((src.shape[0],), float(start_t), device=device)
         start = noisy(src, noise[lo : lo + batch_size].to(device), t0)
-        out.append(euler_sample(lambda x, t: editor.velocity(x, src, h, m, t, grid), start, steps, start_t).cpu())
+        out.append(euler_sample(velocity, start, steps, start_t).cpu())
     return torch.cat(out)
+
+
+def guided(conditional, unconditional, scale: float):
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        v_null = unconditional(x, t)
+        return v_null + scale * (conditional(x, t) - v_null)
+
+    return velocity

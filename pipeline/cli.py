@@ -316,6 +316,11 @@ def check_editor_config(ecfg: dict) -> None:
         raise config_mod.ConfigError("editor.folds: must be at least 1 (1: one held-out split)")
     if not 0 < ecfg["held_out"] < 1:
         raise config_mod.ConfigError("editor.held_out: must be between 0 and 1")
+    if not 0 <= ecfg["train"]["drop_instruction"] < 1:
+        raise config_mod.ConfigError("editor.train.drop_instruction: must be in [0, 1)")
+    if ecfg["guidance"] != 1 and ecfg["train"]["drop_instruction"] <= 0:
+        raise config_mod.ConfigError("editor.guidance: guiding needs a model that has seen rows without their instruction; "
+                                     "set editor.train.drop_instruction (e.g. 0.1)")
     if not 0 < ecfg["sample_start_t"] <= 1:
         raise config_mod.ConfigError("editor.sample_start_t: must be in (0, 1]")
 

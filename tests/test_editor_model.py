@@ -13,7 +13,7 @@ from editor.connector import Connector, pad_tokens
 from editor.dit import SOURCE_AXIS, TARGET_AXIS, DiTShape, build_dit, dit_velocity, image_ids
 from editor.flow import euler_sample, noisy, sample_timesteps, velocity_target
 from editor.model import ConnectorShape, Editor
-from editor.train import TrainData, TrainSettings, augment, train
+from editor.train import TrainData, TrainSettings, augment, sample, train
 from pipeline import models
 
 
@@ -222,3 +222,42 @@ def test_a_diverging_run_stops_with_a_clear_error_and_keeps_its_checkpoint(tmp_p
     with pytest.raises(FloatingPointError, match="loss is nan at step 1"):
         train(_toy_editor(), codec, poisoned, TrainSettings(steps=5, batch_size=3), tmp_path, log=lambda m: None)
     assert checkpoint.read_meta(tmp_path / checkpoint.LATEST)["step"] == 2  # the earlier run's checkpoint is intact
+
+
+def test_instruction_dropout_trains_on_the_empty_instruction_reading():
+    data, codec = _toy_data(), PixelCodec(2)
+    gen = torch.Generator().manual_seed(1)
+    null = [torch.randn(2, 16, generator=gen) for _ in range(6)]
+    quiet = {"log": lambda m: None}
+    with pytest.raises(ValueError, match="null_hidden"):
+        train(_toy_editor(), codec, data, TrainSettings(steps=1, drop_instruction=0.5), **quiet)
+    settings = TrainSettings(steps=8, batch_size=3)  # a few steps: adaLN-Zero hides the conditioning at first
+    plain = train(_toy_editor(), codec, data, settings, **quiet)
+    with_null = TrainData(data.source, data.target, data.hidden, data.size, null)
+    assert train(_toy_editor(), codec, with_null, settings, **quiet) == plain  # no dropout: the null rows are never read
+    # every row dropped trains exactly as data whose instructions are all empty
+    dropped = train(_toy_editor(), codec, with_null, TrainSettings(steps=8, batch_size=3, drop_instruction=1.0), **quiet)
+    assert dropped == train(_toy_editor(), codec, TrainData(data.source, data.target, null, data.size), settings, **quiet)
+    assert dropped != plain
+
+
+def test_guidance_extrapolates_from_the_empty_instruction_velocity():
+    data, codec = _toy_data(), PixelCodec(2)
+    editor = _toy_editor()
+    torch.manual_seed(2)
+    for p in editor.parameters():  # a fresh DiT's adaLN-Zero output is 0 whatever the conditioning
+        torch.nn.init.normal_(p, std=0.05)
+    gen = torch.Generator().manual_seed(1)
+    null = [torch.randn(2, 16, generator=gen) for _ in range(6)]
+    src, grid = codec.encode(data.source[:, :, :8, :8]), codec.grid(8, 8)
+
+    def edit(hidden, **kw):
+        return sample(editor, src, hidden, grid, 1, **kw)
+
+    with pytest.raises(ValueError, match="null_hidden"):
+        edit(data.hidden, guidance=2.0)
+    conditional, unconditional = edit(data.hidden), edit(null)
+    assert not torch.allclose(conditional, unconditional)
+    assert torch.allclose(edit(data.hidden, guidance=0.0, null_hidden=null), unconditional, atol=1e-5)
+    # one Euler step is linear in the velocity: scale 3 lands three times as far from the unconditional edit
+    assert torch.allclose(edit(data.hidden, guidance=3.0, null_hidden=null), unconditional + 3 * (conditional - unconditional), atol=1e-4)

@@ -127,6 +127,15 @@ def test_cross_validation_holds_out_every_photo_once_and_pools_the_folds(run, tm
     assert "between 2 and 5" in capsys.readouterr().err
 
 
+def test_guidance_needs_instruction_dropout_and_is_recorded(run, tmp_path, capsys):
+    args = ["verify", str(run), "--out", str(tmp_path / "g"), "--steps", "5", "--size", "16", "--no-control", *QUICK, "--set", "editor.guidance=2"]
+    assert main(args) == 2
+    assert "drop_instruction" in capsys.readouterr().err
+    assert main([*args, "--set", "editor.train.drop_instruction=0.2"]) == 0
+    described = json.loads((tmp_path / "g" / "metrics.json").read_text())["editor"]
+    assert described["guidance"] == 2.0 and described["train"]["drop_instruction"] == 0.2
+
+
 def test_the_gallery_shows_each_task_and_spreads_photos():
     def row(task, source):
         return Triplet(f"{task}-{source}", task, source, "x", None, None)
