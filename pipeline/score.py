@@ -4,7 +4,6 @@ another project's through a column map. No selection; dedup only when asked (by 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from pathlib import Path

@@ -15,7 +15,6 @@ from PIL import Image
 
 from pipeline import schema, selection
 from pipeline.export import ExportError, export_run
-from stages.image_io import encode_png
 from tests.test_selection import FLUX, JUDGE, build_run, source_pictures
 
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline import config, schema
+from pipeline import config
 from pipeline.runner import RunConflict, run_pipeline
 from tests import corpus
 

@@ -1,4 +1,3 @@
-import pytest
 
 from pipeline import schema
 from pipeline.stage_runner import run_stage

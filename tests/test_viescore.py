@@ -26,7 +26,7 @@ from pipeline.tiny_models import qwen2_5_vl as tiny_qwen
 from stages.image_io import encode_png
 from stages.openai_client import OpenAIChatClient
 from stages.rows import provenance
-from tests.fake_judge_server import FakeJudgeServer, good
+from tests.fake_judge_server import FakeJudgeServer
 from tests.model_rows import gradient_photo, through_arrow
 
 SECRET = "sk-test-never-in-a-row-0123456789"
