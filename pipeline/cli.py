@@ -94,7 +94,7 @@ def _add_verify(sub) -> None:
     ve.add_argument("--steps", type=int, help="training steps per model (default: editor.train.steps)")
     ve.add_argument("--size", type=int, help="side in pixels of training and scoring (default: editor.size)")
     ve.add_argument("--task", help="only these tasks (a task, alias or comma list)")
-    ve.add_argument("--folds", type=int, help="cross-validate: K trainings, each source image held out once, pooled (default: one split)")
+    ve.add_argument("--folds", type=int, metavar="K", help="cross-validate: K trainings, each source image held out once, pooled (default: one split)")
     ve.add_argument("--no-control", action="store_true", help="skip the shuffled-instruction control")
     ve.add_argument("--profile", default="tiny", help="models: tiny (the twins, default on a CPU) or gpu (the registry's checkpoints)")
     ve.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
