@@ -86,11 +86,23 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             prompt = _prompt_of(body)
             server._enter({"path": self.path, "headers": dict(self.headers), "body": body, "prompt": prompt})
+            self._counted = True
             try:
                 self._respond(server._behaviour(prompt), prompt)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client timed out and left
             finally:
+                self._leave_once()
+
+        def _json(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            # out of flight before the reply is written: a client holding the reply may send its
+            # next request at once, and that one must not find this one still counted
+            self._leave_once()
+            super()._json(status, payload, headers)
+
+        def _leave_once(self) -> None:
+            if getattr(self, "_counted", False):
+                self._counted = False
                 server._leave()
 
         def _respond(self, behaviour: str, prompt: str) -> None:
