@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -47,18 +47,25 @@ def smoke_row(size: int) -> dict[str, Any]:
     return row
 
 
-def check_family(family: str, cfg: dict[str, Any], size: int) -> CheckResult:
+def timed_check(family: str, call: Callable[[], str | None]) -> CheckResult:
+    """Runs one check: `call` returns None when the model works, or why it does not."""
     start = time.perf_counter()
     try:
+        reason = call()
+    except Exception as exc:  # a model that fails to load is a result, not a crash
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+    return CheckResult(family, reason is None, time.perf_counter() - start, reason or "")
+
+
+def check_family(family: str, cfg: dict[str, Any], size: int) -> CheckResult:
+    def through_stage() -> str | None:
         stage = make_stage(family, cfg, None)
         stage.setup()
         out = run_stage(stage, [smoke_row(size)])
         bad = [r for r in out if r["status"] == schema.ERROR]  # a gate's verdict is fine; a failure is not
-        if bad:
-            return CheckResult(family, False, time.perf_counter() - start, bad[0]["reason"])
-        return CheckResult(family, True, time.perf_counter() - start, "")
-    except Exception as exc:  # a model that fails to load is a result, not a crash
-        return CheckResult(family, False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:300])
+        return bad[0]["reason"] if bad else None
+
+    return timed_check(family, through_stage)
 
 
 def check_kontext(cfg: dict[str, Any], size: int) -> None:
@@ -78,12 +85,7 @@ NON_STAGE_CHECKS = {"flux_kontext": check_kontext}
 
 
 def check_non_stage(family: str, cfg: dict[str, Any], size: int) -> CheckResult:
-    start = time.perf_counter()
-    try:
-        NON_STAGE_CHECKS[family](cfg, size)
-        return CheckResult(family, True, time.perf_counter() - start, "")
-    except Exception as exc:  # as with the stages: a failure is a result
-        return CheckResult(family, False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:300])
+    return timed_check(family, lambda: NON_STAGE_CHECKS[family](cfg, size))
 
 
 def check_profile(cfg: dict[str, Any], log=print) -> list[CheckResult]:
@@ -96,11 +98,16 @@ def check_profile(cfg: dict[str, Any], log=print) -> list[CheckResult]:
         for loaded in LOADS[family]:
             if loaded not in results or not result.ok:
                 results[loaded] = CheckResult(loaded, result.ok, result.seconds, result.detail)
-        log(f"{family:18} {'ok' if result.ok else 'FAILED':7} {result.seconds:6.1f}s  {models.resolve(cfg, family)[0]}" + (f"  {result.detail}" if result.detail else ""))
+        log(result_line(result, cfg))
     if "sd3_5" in results:
         r = results["sd3_5"]
         log(f"{'sd3_5':18} {'ok' if r.ok else 'FAILED':7} {'':>6}   (loaded by the ControlNet stages)")
     for family in NON_STAGE_CHECKS:
-        result = results[family] = check_non_stage(family, cfg, size)
-        log(f"{family:18} {'ok' if result.ok else 'FAILED':7} {result.seconds:6.1f}s  {models.resolve(cfg, family)[0]}" + (f"  {result.detail}" if result.detail else ""))
+        results[family] = check_non_stage(family, cfg, size)
+        log(result_line(results[family], cfg))
     return list(results.values())
+
+
+def result_line(result: CheckResult, cfg: dict[str, Any]) -> str:
+    line = f"{result.family:18} {'ok' if result.ok else 'FAILED':7} {result.seconds:6.1f}s  {models.resolve(cfg, result.family)[0]}"
+    return line + (f"  {result.detail}" if result.detail else "")
