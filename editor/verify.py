@@ -67,11 +67,11 @@ def run_verify(request: VerifyRequest, cfg: dict[str, Any], log: Callable[[str],
         fold_out = request.out / f"fold_{k}" if folds > 1 else request.out
         parts.append(edit_held_out(request, cfg, train_rows, held, fold_out, log))
         if folds > 1:  # each fold's own file and pictures, so a finished fold can be read before the rest
-            fold_metrics = assemble(request, loaded, [parts[-1]], size)
+            fold_metrics = assemble(request, loaded, [parts[-1]], parts[-1], size)
             fold_metrics["seconds"] = round(time.perf_counter() - began, 1)
             write_outputs(fold_out, fold_metrics, parts[-1], cfg, lambda msg: None)
     pooled = pool(parts)
-    metrics = assemble(request, loaded, parts, size)
+    metrics = assemble(request, loaded, parts, pooled, size)
     judged = judge_outputs(cfg, pooled.held, pooled.predictions["identity"], pooled.predictions["editor"], log)
     if judged:
         for task, judgement in judged.items():
@@ -131,8 +131,8 @@ def pool(parts: list[HeldOutEdits]) -> HeldOutEdits:
     )
 
 
-def assemble(request: VerifyRequest, loaded, parts: list[HeldOutEdits], size: int) -> dict[str, Any]:
-    pooled = pool(parts)
+def assemble(request: VerifyRequest, loaded, parts: list[HeldOutEdits], pooled: HeldOutEdits, size: int) -> dict[str, Any]:
+    """metrics.json for `parts` (one split, or the folds) and `pooled`, their rows as one set."""
     metrics: dict[str, Any] = {
         "editor": pooled.described,
         "data": data_summary(request, loaded, parts, size),
