@@ -22,7 +22,7 @@ import torch
 from editor.bundled import new_editor, settings_of
 from editor.codec import PixelCodec, VaeCodec
 from editor.train import TrainData, sample, train
-from pipeline import config
+from pipeline.core import config
 
 QWEN_WIDTH = {"tiny": 64, "gpu": 3584}  # the tiny twin's hidden size; Qwen2.5-VL-7B's
 

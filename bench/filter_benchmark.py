@@ -36,19 +36,19 @@ import numpy as np
 from filters.common_gates import CommonGatesStage
 from filters.gate_stage import GateStage
 from filters.hue import hue_distance, rgb_hue
-from pipeline import config, schema
-from pipeline.inputs import discover
-from pipeline.ray_plan import split_by_task
-from pipeline.stage_runner import run_stage
-from stages.base import Row, Stage
+from pipeline.core import config, schema
+from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.inputs import discover
+from pipeline.core.stage import Row, Stage
+from pipeline.engine.ray_plan import split_by_task
+from pipeline.engine.stage_runner import run_stage
 from stages.decode import DecodeLimits
 from stages.decode_stage import DecodeStage
-from stages.image_io import decode_mask, decode_png, encode_png
 from stages.lab_recolor import recolor
-from stages.text_render import TextRenderStage, render_replacement
-from stages.text_words import replacement_options
 from stages.vocabulary import COLORS
 from tasks import build_stages
+from tasks.text.render import TextRenderStage, render_replacement
+from tasks.text.words import replacement_options
 
 DEFAULT_TASKS = (
     "color_alteration",

@@ -22,7 +22,12 @@ import torch
 
 
 def _florence2():
-    from transformers import BartConfig, Florence2Config, Florence2ForConditionalGeneration, Florence2VisionConfig
+    from transformers import (
+        BartConfig,
+        Florence2Config,
+        Florence2ForConditionalGeneration,
+        Florence2VisionConfig,
+    )
 
     vision = Florence2VisionConfig(embed_dim=[256, 512, 1024, 2048], depths=[1, 1, 9, 1], num_heads=[8, 16, 32, 64], num_groups=[8, 16, 32, 64], projection_dim=1024)
     text = BartConfig(d_model=1024, encoder_layers=12, decoder_layers=12, encoder_ffn_dim=4096, decoder_ffn_dim=4096, encoder_attention_heads=16, decoder_attention_heads=16, vocab_size=51290)  # 51289 text tokens + <image>
@@ -57,7 +62,12 @@ def _sam2():
 
 
 def _siglip():
-    from transformers import SiglipConfig, SiglipModel, SiglipTextConfig, SiglipVisionConfig
+    from transformers import (
+        SiglipConfig,
+        SiglipModel,
+        SiglipTextConfig,
+        SiglipVisionConfig,
+    )
 
     dims = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16)
     model = SiglipModel(SiglipConfig(text_config=SiglipTextConfig(vocab_size=256000, max_position_embeddings=64, **dims).to_dict(), vision_config=SiglipVisionConfig(image_size=384, patch_size=14, **dims).to_dict()))

@@ -35,12 +35,13 @@ def make_codec(ecfg: dict[str, Any], cfg: dict[str, Any]):
 
 def make_encoder(ecfg: dict[str, Any], cfg: dict[str, Any]):
     from editor.encoder import MLLMEncoder
-    from pipeline import models
+    from pipeline.core import models
+    from stages.models.tiny import ensure_tiny
 
     if ecfg["encoder"]:
         ref, revision = str(ecfg["encoder"]), None
     else:
-        models.ensure_tiny(cfg, ["qwen2_5_vl"])
+        ensure_tiny(cfg, ["qwen2_5_vl"])
         ref, revision = models.resolve(cfg, "qwen2_5_vl")
     return MLLMEncoder(ref, revision, int(ecfg["encoder_image_px"]), int(ecfg["max_tokens"]))
 

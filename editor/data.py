@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline import schema
+from pipeline.core import schema
 
 ROW_CHOICES = ("ok", "hq")
 COLUMNS = ["sample_id", "task", "status", "source_image", "target_image", "instruction_en", "source_sha256"]

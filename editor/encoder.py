@@ -24,7 +24,7 @@ class MLLMEncoder:
     def __init__(self, model_ref: str, revision: str | None = None, image_px: int = 448, max_tokens: int = 640):
         from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-        from stages.torch_device import load_model
+        from stages.models.torch_device import load_model
 
         self.model_ref, self.revision = model_ref, revision
         self.image_px, self.max_tokens = image_px, max_tokens

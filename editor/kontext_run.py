@@ -13,11 +13,12 @@ def kontext_source(cfg: dict[str, Any]) -> tuple[str, str | None]:
     """`editor.kontext.ref` when given, else what the profile gives the flux_kontext family (its
     tiny twin, built on first use, on the tiny profile). Verify-only, so a run's identity never
     depends on it."""
-    from pipeline import models
+    from pipeline.core import models
+    from stages.models.tiny import ensure_tiny
 
     if cfg["editor"]["kontext"]["ref"]:
         return str(cfg["editor"]["kontext"]["ref"]), None
-    models.ensure_tiny(cfg, ["flux_kontext"])
+    ensure_tiny(cfg, ["flux_kontext"])
     return models.resolve(cfg, "flux_kontext")
 
 

@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 from PIL import Image, ImageDraw
 
-from pipeline.contact_sheet import cjk_font
+from pipeline.postrun.contact_sheet import cjk_font
 
 LOSS_FIGSIZE = (8.0, 4.5)
 LOSS_DPI = 110

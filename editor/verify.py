@@ -16,7 +16,7 @@ import numpy as np
 from editor.data import Triplet, fold_splits, load_triplets, split_by_source
 from editor.images import shrink, to_tensor, to_uint8
 from editor.metrics import apply_mean_edit, distances, mean_edits, per_task
-from pipeline.run_dir import atomic_write
+from pipeline.core.run_dir import atomic_write
 
 EDITOR_KINDS = ("bundled", "flux-kontext")
 # method names in metrics.json beside "editor", "identity" and "mean_edit"

@@ -16,10 +16,10 @@ import numpy as np
 
 from filters.common_gates import ModelGateStage, cosine_rows
 from filters.gates import GateResult
-from pipeline import schema
-from stages.base import Resources, Row
-from stages.rows import record_stage
-from stages.torch_device import load_model, model_info
+from pipeline.core import schema
+from pipeline.core.rows import record_stage
+from pipeline.core.stage import Resources, Row
+from stages.models.torch_device import load_model, model_info
 
 PLAIN = "a photo"
 MIN_CHANGE = 1e-3  # between unit embeddings, less is float rounding, not a change

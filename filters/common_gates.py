@@ -22,9 +22,9 @@ from filters.edges import edge_f1
 from filters.gate_stage import GateStage
 from filters.gates import GateResult, record_gates
 from filters.mask_change import dilate, touched_margin_px
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png
+from pipeline.core import schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.stage import Resources, Row, Stage
 
 PIXEL, MODEL = "pixel", "model"
 

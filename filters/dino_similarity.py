@@ -15,9 +15,9 @@ import numpy as np
 
 from filters.common_gates import ModelGateStage, cosine_rows
 from filters.gates import GateResult
-from stages.base import Resources, Row
-from stages.rows import record_stage
-from stages.torch_device import device_and_dtype, dtype_name
+from pipeline.core.rows import record_stage
+from pipeline.core.stage import Resources, Row
+from stages.models.torch_device import device_and_dtype, dtype_name
 
 
 def timm_name(model_ref: str, revision: str | None = None) -> str:

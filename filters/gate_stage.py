@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from filters.gates import GateResult, record_gates
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png
+from pipeline.core import schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.stage import Resources, Row, Stage
 
 
 class GateStage(Stage):

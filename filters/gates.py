@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline import schema
-from stages.base import Row
+from pipeline.core import schema
+from pipeline.core.stage import Row
 
 AT_MOST, AT_LEAST = "at_most", "at_least"
 

@@ -30,11 +30,18 @@ from filters.viescore import (
     sc_prompt,
     strict_prompt,
 )
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_png
-from stages.openai_client import EMPTY, REFUSED, ChatRequest, ChatResult, OpenAIChatClient, is_refusal
-from stages.rows import record_stage
+from pipeline.core import schema
+from pipeline.core.image_io import decode_png
+from pipeline.core.rows import record_stage
+from pipeline.core.stage import Resources, Row, Stage
+from stages.models.openai_client import (
+    EMPTY,
+    REFUSED,
+    ChatRequest,
+    ChatResult,
+    OpenAIChatClient,
+    is_refusal,
+)
 
 STAGE_NAME = "judge"
 SCORED, UNSCORED, NONE = "scored", "unscored", "none"
@@ -105,7 +112,7 @@ class QwenJudgeBackend:
 
     def setup(self) -> None:
         if self.model is None:
-            from stages.qwen2_5_vl import QwenVL
+            from stages.models.qwen2_5_vl import QwenVL
 
             self.model = QwenVL(self.model_ref, self.revision)
             self._info = self.model.describe()
@@ -401,7 +408,7 @@ def make_judge(cfg: dict[str, Any]) -> Judge | None:
         return Judge(OpenAIJudgeBackend(client, conf.get("revision"), **decoding))
     model, revision = conf.get("model"), conf.get("revision")
     if not model:
-        from pipeline import models
+        from pipeline.core import models
 
         model, revision = models.resolve(cfg, "qwen2_5_vl")
     return Judge(QwenJudgeBackend(str(model), revision, **decoding))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from filters.gates import GateResult
-from stages.base import Row
-from stages.mask_ops import dilate, erode  # noqa: F401 - gates use them from here
-from stages.rows import provenance
+from pipeline.core.mask_ops import dilate, erode  # noqa: F401 - gates use them from here
+from pipeline.core.rows import provenance
+from pipeline.core.stage import Row
 
 
 def mean_abs_change(source: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:

@@ -10,10 +10,10 @@ import numpy as np
 from filters.gate_stage import GateStage
 from filters.gates import GateResult
 from filters.mask_change import inside_change, outside_change
-from stages.base import Resources
+from pipeline.core.image_io import decode_mask
+from pipeline.core.rows import blob, record_stage
+from pipeline.core.stage import Resources
 from stages.face_haar import box_iou, detect_faces
-from stages.image_io import decode_mask
-from stages.rows import blob, record_stage
 
 
 def laplacian_variance(rgb: np.ndarray, region: np.ndarray, erode_px: int = 2) -> float:

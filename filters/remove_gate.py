@@ -16,30 +16,9 @@ import numpy as np
 from filters.gate_stage import GateStage
 from filters.gates import GateResult
 from filters.mask_change import dilate, mask_change_results, touched_margin_px
+from pipeline.core.mask_ops import edge_density, ring_width, surrounding_ring
 
 HISTOGRAM_BINS = (8, 8, 8)  # Lab: coarse enough that texture noise does not dominate
-CANNY_THRESHOLDS = (60, 150)
-
-
-def surrounding_ring(mask: np.ndarray, width_px: int, gap_px: int = 0) -> np.ndarray:
-    """Pixels within `width_px` of the mask, `gap_px` away from it at the nearest."""
-    inner = dilate(mask, gap_px)
-    return dilate(mask, gap_px + max(1, width_px)) & ~inner
-
-
-def ring_width(mask: np.ndarray, fraction: float, least_px: int = 4) -> int:
-    """A ring as wide as `fraction` of the region's typical size, so large and small objects are
-    compared with a comparable amount of background."""
-    return max(least_px, int(round(fraction * np.sqrt(max(1, int(mask.sum()))))))
-
-
-def edge_density(rgb: np.ndarray, region: np.ndarray) -> float:
-    """Share of the region's pixels on a Canny edge."""
-    if not region.any():
-        return 0.0
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    edges = cv2.Canny(grey, *CANNY_THRESHOLDS) > 0
-    return float(edges[region].mean())
 
 
 def colour_histogram(rgb: np.ndarray, region: np.ndarray) -> np.ndarray:

@@ -9,9 +9,9 @@ import numpy as np
 from filters.gate_stage import GateStage
 from filters.gates import GateResult
 from filters.mask_change import mask_change_results
-from stages.base import Resources
+from pipeline.core.rows import record_stage
+from pipeline.core.stage import Resources
 from stages.ocr_rapid import BACKEND, read_text
-from stages.rows import record_stage
 from stages.text_layout import Frame, frame_from_quad
 
 

@@ -12,8 +12,8 @@ import numpy as np
 from filters.edges import edge_f1, whole_change
 from filters.gate_stage import GateStage
 from filters.gates import GateResult
-from pipeline import schema
-from stages.base import Row
+from pipeline.core import schema
+from pipeline.core.stage import Row
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:

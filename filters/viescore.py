@@ -14,15 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
-
 import re
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from stages.mllm_json import extract_json_object
-from stages.openai_client import is_refusal
+from stages.models.mllm_json import extract_json_object
+from stages.models.openai_client import is_refusal
 
 SC, PQ = "sc", "pq"
 SCORE_MIN, SCORE_MAX = 0, 10

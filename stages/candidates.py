@@ -10,11 +10,11 @@ from typing import Any, Sequence, TypeVar
 
 import numpy as np
 
-from pipeline import schema
-from stages.base import Row, Stage
+from pipeline.core import schema
+from pipeline.core.rows import provenance
+from pipeline.core.stage import Row, Stage
 from stages.grabcut_mask import GrabCutMaskStage
 from stages.grounding_phrases import GroundingPhrasesStage
-from stages.rows import provenance
 from stages.select_objects import SelectObjectsStage
 from stages.vocabulary import object_zh
 
@@ -44,7 +44,7 @@ def object_mask_stages(cfg: dict[str, Any], task: str) -> list[Stage]:
     select = select_stage(task_cfg, only)
     if cfg["profile"] == "cpu":
         return [select, grabcut_stage(cfg, only)]
-    from pipeline.model_stages import make_stage
+    from stages.models.factory import make_stage
 
     return [GroundingPhrasesStage(only, task_cfg["skip_labels"]), make_stage("florence2", cfg, only), select, make_stage("sam2", cfg, only)]
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict
 
-from pipeline import schema
-from stages.base import Resources, Row, Stage
+from pipeline.core import schema
+from pipeline.core.image_io import encode_png
+from pipeline.core.rows import mark, record_stage, update_work
+from pipeline.core.stage import Resources, Row, Stage
 from stages.decode import DecodeLimits, InputRefused, decode_image, scale_objects
-from stages.image_io import encode_png
 from stages.read_input import read_input_bytes
 from stages.video import file_sha256, probe_video
-from stages.rows import mark, record_stage, update_work
 
 
 class DecodeStage(Stage):

@@ -12,13 +12,12 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 
-from stages.mask_ops import dilate  # noqa: F401 - part of this module's helpers
-
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png, encode_png
+from pipeline.core import schema
+from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.mask_ops import dilate  # noqa: F401 - part of this module's helpers
+from pipeline.core.stage import Resources, Row, Stage
 from stages.lab_recolor import inner_alpha
-from stages.torch_device import dtype_name
+from stages.models.torch_device import dtype_name
 
 # (items of one working size, that size) -> uint8 pictures at that size, one per item
 GenerateFn = Callable[[list[dict], tuple[int, int]], np.ndarray]

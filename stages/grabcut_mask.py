@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_png, encode_png
-from stages.rows import record_fallback, record_stage, set_blob, work
+from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.rows import record_fallback, record_stage, set_blob, work
+from pipeline.core.stage import Resources, Row, Stage
 
 
 def clean_mask(mask: np.ndarray, min_component: float = 0.1) -> np.ndarray:

@@ -3,8 +3,8 @@ refines their boxes), or nothing, which makes it detect every object it can."""
 
 from __future__ import annotations
 
-from stages.base import Resources, Row, Stage
-from stages.rows import update_work, work
+from pipeline.core.rows import update_work, work
+from pipeline.core.stage import Resources, Row, Stage
 
 
 class GroundingPhrasesStage(Stage):

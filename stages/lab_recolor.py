@@ -6,10 +6,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_mask, decode_png, encode_png
-from stages.rows import record_stage
+from pipeline.core import schema
+from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.rows import record_stage
+from pipeline.core.stage import Resources, Row, Stage
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:

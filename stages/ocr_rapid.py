@@ -7,9 +7,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from stages.base import Resources, Row, Stage
-from stages.image_io import decode_png
-from stages.rows import record_stage, update_work
+from pipeline.core.image_io import decode_png
+from pipeline.core.rows import record_stage, update_work
+from pipeline.core.stage import Resources, Row, Stage
 
 BACKEND = "rapidocr-onnxruntime (PP-OCRv4)"
 

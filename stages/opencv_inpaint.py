@@ -12,11 +12,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from filters.remove_gate import edge_density, ring_width, surrounding_ring
-from pipeline import schema
-from stages.base import Resources, Row, Stage
+from pipeline.core import schema
+from pipeline.core.mask_ops import edge_density, ring_width, surrounding_ring
+from pipeline.core.rows import mark, record_stage
+from pipeline.core.stage import Resources, Row, Stage
 from stages.diffusion_common import read_source_and_mask, write_target
-from stages.rows import mark, record_stage
 
 METHODS = ("telea", "ns", "fsr_fast", "shiftmap", "auto")
 

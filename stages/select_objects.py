@@ -3,9 +3,9 @@ on the cpu profile, grounding on the gpu profile)."""
 
 from __future__ import annotations
 
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.rows import mark, update_work, work
+from pipeline.core import schema
+from pipeline.core.rows import mark, update_work, work
+from pipeline.core.stage import Resources, Row, Stage
 
 
 class SelectObjectsStage(Stage):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import string
 
-from pipeline import schema
-from stages.base import Resources, Row, Stage
-from stages.rows import record_stage
+from pipeline.core import schema
+from pipeline.core.rows import record_stage
+from pipeline.core.stage import Resources, Row, Stage
 
 
 def _slots(template: str) -> set[str]:

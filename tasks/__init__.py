@@ -5,21 +5,21 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from stages.base import Stage
+from pipeline.core.stage import Stage
 
 # task id -> module in this package that implements it
 RECIPES: dict[str, str] = {
-    "subject_add": "tasks.add",
-    "subject_remove": "tasks.remove",
-    "subject_replace": "tasks.replace",
-    "background_change": "tasks.background",
-    "color_alteration": "tasks.color",
-    "material_modification": "tasks.material",
-    "motion_change": "tasks.motion",
-    "portrait_beautification": "tasks.portrait",
-    "tone_transformation": "tasks.tone",
-    "text_modification": "tasks.text",
-    "style_transfer": "tasks.style",
+    "subject_add": "tasks.add.recipe",
+    "subject_remove": "tasks.remove.recipe",
+    "subject_replace": "tasks.replace.recipe",
+    "background_change": "tasks.background.recipe",
+    "color_alteration": "tasks.color.recipe",
+    "material_modification": "tasks.material.recipe",
+    "motion_change": "tasks.motion.recipe",
+    "portrait_beautification": "tasks.portrait.recipe",
+    "tone_transformation": "tasks.tone.recipe",
+    "text_modification": "tasks.text.recipe",
+    "style_transfer": "tasks.style.recipe",
 }
 
 

@@ -13,9 +13,9 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def ray_address():
     """One embedded Ray for the whole session; subprocess runs join it by address."""
-    from pipeline.ray_runtime import init_ray
-
     import ray
+
+    from pipeline.engine.ray_runtime import init_ray
 
     info = init_ray(None, num_cpus=2)
     yield info["address"]

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from pipeline import schema
-from stages.image_io import encode_png
+from pipeline.core import schema
+from pipeline.core.image_io import encode_png
 
 EDITS = {
     "Make the photo brighter.": lambda x: x**0.4,

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from stages.image_io import encode_png
+from pipeline.core import schema
+from pipeline.core.image_io import encode_png
+from pipeline.engine.stage_runner import run_stage
 
 
 def pipeline_row(
@@ -81,12 +81,12 @@ def record_pipeline_calls(pipe, monkeypatch) -> list[dict]:
 def run_tiny_canny_recipe(task: str, cfg: dict[str, Any], photo: np.ndarray, monkeypatch):
     """A task's tiny recipe over one 64 x 96 crop of `photo`, with every call to its canny
     ControlNet recorded: (controlnet stage, calls, rows, source)."""
-    from pipeline import models
-    from stages.sd3_controlnet import SD3ControlNetStage
+    from stages.models.sd3_controlnet import SD3ControlNetStage
+    from stages.models.tiny import ensure_tiny
     from tasks import build_stages
 
     stages = build_stages(task, cfg)
-    models.ensure_tiny(cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
+    ensure_tiny(cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
     controlnet = next(s for s in stages if isinstance(s, SD3ControlNetStage))
     assert controlnet.control == "canny"
     controlnet.setup()

@@ -4,10 +4,10 @@ import skimage.data
 
 from filters.color_gate import color_gate_results
 from filters.hue import hue_distance, region_hue, rgb_hue
-from pipeline import config, schema
-from pipeline.stage_runner import run_stage
+from pipeline.core import config, schema
+from pipeline.core.image_io import decode_png, encode_png
+from pipeline.engine.stage_runner import run_stage
 from stages.grabcut_mask import clean_mask, grabcut_from_box
-from stages.image_io import decode_png, encode_png
 from stages.lab_recolor import recolor
 from stages.vocabulary import COLORS
 from tasks import build_stages

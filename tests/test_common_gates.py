@@ -9,12 +9,12 @@ from PIL import Image
 from filters import image_stats
 from filters.common_gates import CommonGatesStage, kept_region, merged_limits
 from filters.gates import GateResult, record_gates
-from pipeline import config, schema
-from stages.image_io import encode_png
+from pipeline.core import config, schema
+from pipeline.core.image_io import encode_png
 from stages.lab_recolor import recolor
-from stages.style_filters import RENDERERS
-from stages.tone_render import render_tone
 from stages.vocabulary import COLORS
+from tasks.style.effects import RENDERERS
+from tasks.tone.render import render_tone
 
 CFG = config.load_config("cpu")
 

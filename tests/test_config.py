@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline import config
-from pipeline.task_names import TASK_IDS, UnknownTaskError, parse_tasks
+from pipeline.core import config
+from pipeline.core.task_names import TASK_IDS, UnknownTaskError, parse_tasks
 
 
 def test_layers_apply_in_order():

@@ -61,8 +61,9 @@ def test_bomb_refused_from_header_before_decoding():
 
 def test_working_size_is_multiple_of_16_and_keeps_aspect():
     rgb = np.zeros((300, 451, 3), np.uint8)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="PNG")

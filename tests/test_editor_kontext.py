@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from editor.kontext import kontext_edit, load_kontext
-from pipeline.tiny_models import flux_kontext as tiny_flux_kontext
+from stages.models.tiny import flux_kontext as tiny_flux_kontext
 
 INSTRUCTIONS = ["make the car red", "remove the dog", "add a bird on the branch"]
 SIZE = 48  # a multiple of 16 that is none of Kontext's preferred resolutions

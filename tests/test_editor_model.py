@@ -10,11 +10,19 @@ import torch
 from editor import checkpoint
 from editor.codec import PixelCodec, VaeCodec, pack, unpack
 from editor.connector import Connector, pad_tokens
-from editor.dit import SOURCE_AXIS, TARGET_AXIS, DiTShape, build_dit, dit_velocity, image_ids
+from editor.dit import (
+    SOURCE_AXIS,
+    TARGET_AXIS,
+    DiTShape,
+    build_dit,
+    dit_velocity,
+    image_ids,
+)
 from editor.flow import euler_sample, noisy, sample_timesteps, velocity_target
 from editor.model import ConnectorShape, Editor
 from editor.train import TrainData, TrainSettings, augment, sample, train
-from pipeline import models
+from pipeline.core import models
+from stages.models.tiny import build_tiny
 
 
 def test_pack_unpack_round_trip_and_token_order():
@@ -124,7 +132,7 @@ def test_rope_split_covers_each_head():
 @pytest.fixture(scope="module")
 def qwen_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    path, _ = models.build_tiny(root, models.registry()["qwen2_5_vl"])
+    path, _ = build_tiny(root, models.registry()["qwen2_5_vl"])
     return str(path)
 
 

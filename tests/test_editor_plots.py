@@ -15,7 +15,7 @@ from editor.plots import (
     write_gallery,
     write_loss_curve,
 )
-from pipeline.contact_sheet import cjk_font
+from pipeline.postrun.contact_sheet import cjk_font
 
 RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 200, 0)
 C0_BLUE = np.array([0x1F, 0x77, 0xB4])  # matplotlib's first cycle colour

@@ -13,8 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline import schema, selection
-from pipeline.export import ExportError, export_run
+from pipeline.core import schema
+from pipeline.postrun import selection
+from pipeline.postrun.export import ExportError, export_run
 from tests.test_selection import FLUX, JUDGE, build_run, source_pictures
 
 

@@ -1,6 +1,6 @@
-from pipeline import config
-from pipeline.cli import main
-from pipeline.gpu_plan import plan, stages_for
+from pipeline.cli.main import main
+from pipeline.core import config
+from pipeline.engine.gpu_plan import plan, stages_for
 
 
 def test_stages_follow_the_tasks():

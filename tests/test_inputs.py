@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.inputs import InputError, discover
+from pipeline.core.inputs import InputError, discover
 from stages.read_input import read_input_bytes
 
 
@@ -92,7 +92,7 @@ def test_samples_are_annotated_and_licensed():
 
 
 def test_videos_are_inputs_of_their_own_kind(tmp_path):
-    from pipeline.sample_clip import render_clip
+    from pipeline.core.sample_clip import render_clip
 
     render_clip(tmp_path / "Clip.MP4")
     _png(tmp_path / "still.png")

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline import config, models
-from pipeline.model_stages import make_stage
-from pipeline.runner import run_pipeline
+from pipeline.core import config, models
+from pipeline.postrun.finish import run_pipeline
 from stages.diffusion_common import dilate
-from stages.sd3_controlnet import SD3ControlNetStage
+from stages.models.factory import make_stage
+from stages.models.sd3_controlnet import SD3ControlNetStage
 from tasks import build_stages
 
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import florence2 as tiny_florence2
-from stages.florence2 import (
+from pipeline.core import schema
+from pipeline.core.rows import provenance, work
+from pipeline.engine.stage_runner import run_stage
+from stages.models.florence2 import (
     MORE_DETAILED_CAPTION,
     OCR_WITH_REGION,
     OD,
@@ -17,8 +17,8 @@ from stages.florence2 import (
     parse_loc_boxes,
     run_task,
 )
-from stages.rows import provenance, work
-from stages.torch_device import device_and_dtype
+from stages.models.tiny import florence2 as tiny_florence2
+from stages.models.torch_device import device_and_dtype
 from tests.model_rows import noise_image as _image
 from tests.model_rows import pipeline_row
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import flux_fill as tiny_flux_fill
+from pipeline.core import schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.rows import provenance
+from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import dilate, paste_inside, row_seed, working_size
-from stages.flux_fill import FluxFillStage
-from stages.image_io import decode_mask, decode_png
-from stages.rows import provenance
+from stages.models.flux_fill import FluxFillStage
+from stages.models.tiny import flux_fill as tiny_flux_fill
 from tests.model_rows import gradient_photo as _photo
 from tests.model_rows import pipeline_row, record_pipeline_calls, through_arrow
 from tests.model_rows import run_through_arrow as _run

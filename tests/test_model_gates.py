@@ -1,15 +1,20 @@
 import numpy as np
 import pytest
 
-from filters.clip_similarity import ClipSimilarityStage, clip_gate_results, directional_similarity, edit_captions
+from filters.clip_similarity import (
+    ClipSimilarityStage,
+    clip_gate_results,
+    directional_similarity,
+    edit_captions,
+)
 from filters.common_gates import CommonGatesStage
 from filters.dino_similarity import DinoSimilarityStage, dino_gate_results, timm_name
-from pipeline import config, schema
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import clip as tiny_clip
-from pipeline.tiny_models import dinov2 as tiny_dinov2
-from stages.image_io import encode_png
-from stages.rows import provenance
+from pipeline.core import config, schema
+from pipeline.core.image_io import encode_png
+from pipeline.core.rows import provenance
+from pipeline.engine.stage_runner import run_stage
+from stages.models.tiny import clip as tiny_clip
+from stages.models.tiny import dinov2 as tiny_dinov2
 from tests.model_rows import gradient_photo, noise_image
 
 LIMITS = config.load_config("cpu")["common_gates"]["model"]

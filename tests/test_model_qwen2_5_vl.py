@@ -1,12 +1,17 @@
 import pytest
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import qwen2_5_vl as tiny_qwen
-from stages.mllm_json import extract_json_object, parse_reply, validate
-from stages.openai_client import ChatResult
-from stages.qwen2_5_vl import CHOICE_SCHEMA, QwenChooseEditStage, QwenVL, read_edit_choice
-from stages.rows import provenance, work
+from pipeline.core import schema
+from pipeline.core.rows import provenance, work
+from pipeline.engine.stage_runner import run_stage
+from stages.models.mllm_json import extract_json_object, parse_reply, validate
+from stages.models.openai_client import ChatResult
+from stages.models.qwen2_5_vl import (
+    CHOICE_SCHEMA,
+    QwenChooseEditStage,
+    QwenVL,
+    read_edit_choice,
+)
+from stages.models.tiny import qwen2_5_vl as tiny_qwen
 from tests.model_rows import noise_image as _image
 from tests.model_rows import pipeline_row
 

@@ -2,13 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import sam2 as tiny_sam2
+from pipeline.core import schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.rows import blob, provenance
+from pipeline.engine.stage_runner import run_stage
 from stages.grabcut_mask import GrabCutMaskStage, ellipse_mask
-from stages.image_io import decode_mask, decode_png
-from stages.rows import blob, provenance
-from stages.sam2_masks import (
+from stages.models.sam2 import (
     Sam2MaskStage,
     box_coverage,
     choose_best_masks,
@@ -16,7 +15,8 @@ from stages.sam2_masks import (
     refine_mask,
     xywh_to_xyxy,
 )
-from stages.torch_device import device_and_dtype
+from stages.models.tiny import sam2 as tiny_sam2
+from stages.models.torch_device import device_and_dtype
 from tests.model_rows import pipeline_row
 
 TASK = "color_alteration"

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import sd3_controlnet as tiny_sd3
-from pipeline.tiny_models import zoedepth as tiny_zoedepth
+from pipeline.core import schema
+from pipeline.core.image_io import decode_png
+from pipeline.core.rows import provenance
+from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import row_seed
-from stages.image_io import decode_png
-from stages.rows import provenance
-from stages.sd3_controlnet import SD3ControlNetStage, canny_edges, render_depth
-from stages.zoedepth import ZoeDepthStage, read_depth, store_depth
+from stages.models.sd3_controlnet import SD3ControlNetStage, canny_edges, render_depth
+from stages.models.tiny import sd3_controlnet as tiny_sd3
+from stages.models.tiny import zoedepth as tiny_zoedepth
+from stages.models.zoedepth import ZoeDepthStage, read_depth, store_depth
 from tests.model_rows import pipeline_row, record_pipeline_calls, through_arrow
 from tests.model_rows import run_through_arrow as _run
 

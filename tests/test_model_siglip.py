@@ -2,11 +2,16 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import siglip as tiny_siglip
-from stages.rows import provenance, work
-from stages.siglip_tagger import DEFAULT_VOCABULARY, SiglipTagStage, load_vocabulary, select_tags
+from pipeline.core import schema
+from pipeline.core.rows import provenance, work
+from pipeline.engine.stage_runner import run_stage
+from stages.models.siglip import (
+    DEFAULT_VOCABULARY,
+    SiglipTagStage,
+    load_vocabulary,
+    select_tags,
+)
+from stages.models.tiny import siglip as tiny_siglip
 from stages.vocabulary import OBJECT_ZH
 from tests.model_rows import noise_image as _image
 from tests.model_rows import pipeline_row

@@ -6,10 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline import schema
-from pipeline.tiny_models import zoedepth as tiny_zoedepth
-from stages.rows import blob, provenance, work
-from stages.zoedepth import DEPTH_BLOB, ZoeDepthStage, decode_depth_png16, encode_depth_png16, read_depth, store_depth
+from pipeline.core import schema
+from pipeline.core.rows import blob, provenance, work
+from stages.models.tiny import zoedepth as tiny_zoedepth
+from stages.models.zoedepth import (
+    DEPTH_BLOB,
+    ZoeDepthStage,
+    decode_depth_png16,
+    encode_depth_png16,
+    read_depth,
+    store_depth,
+)
 from tests.model_rows import gradient_photo, pipeline_row, run_through_arrow
 
 

@@ -2,11 +2,12 @@ import importlib
 
 import pytest
 
-from pipeline import config, models
-from pipeline.cli import main
-from pipeline.model_check import NON_STAGE_CHECKS
-from pipeline.model_stages import LOADS, STAGE_CONFIG
-from pipeline.task_names import TASK_IDS
+from pipeline.cli.main import main
+from pipeline.cli.model_check import NON_STAGE_CHECKS
+from pipeline.core import config, models
+from pipeline.core.task_names import TASK_IDS
+from stages.models.factory import LOADS, STAGE_CONFIG
+from stages.models.tiny import build_tiny
 
 # what the pipeline's stages load, and what only `verify` runs
 PIPELINE_FAMILIES = {"florence2", "sam2", "siglip", "qwen2_5_vl", "zoedepth", "flux_fill", "sd3_5", "controlnet_depth", "controlnet_canny", "dinov2", "clip"}
@@ -30,7 +31,7 @@ def test_registry_names_every_seed_model_with_its_tasks_and_tiny_builder():
 
 
 def test_a_baseline_is_left_out_of_the_gpu_plan():
-    from pipeline.gpu_plan import stages_for
+    from pipeline.engine.gpu_plan import stages_for
 
     assert not BASELINE_FAMILIES & set(stages_for(list(TASK_IDS)))
 
@@ -52,7 +53,7 @@ def test_models_check_tiny_loads_and_runs_every_model(tmp_path, capsys):
         assert any(line.startswith(family) and " ok " in line for line in out.splitlines()), (family, out)
     assert "12/12 models ok" in out
     # a second build is skipped: the twins are complete
-    assert all(seconds == pytest.approx(0, abs=0.05) for _, seconds in (models.build_tiny(tmp_path, e) for e in models.registry().values()))
+    assert all(seconds == pytest.approx(0, abs=0.05) for _, seconds in (build_tiny(tmp_path, e) for e in models.registry().values()))
 
 
 def test_models_check_reports_a_model_that_fails_to_load(tmp_path, capsys):
@@ -71,7 +72,7 @@ def test_models_list_runs_offline(capsys):
 
 
 def test_a_baseline_that_fails_to_load_is_a_failed_result(tmp_path):
-    from pipeline.model_check import check_non_stage
+    from pipeline.cli.model_check import check_non_stage
 
     cfg = config.load_config("tiny", overrides=[{"models": {"tiny_dir": str(tmp_path)}}])
     cfg["models"]["ref"]["flux_kontext"] = str(tmp_path / "nothing")  # no `--set` key for it in defaults.yaml

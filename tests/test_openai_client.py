@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import schema
-from stages.image_io import encode_png
-from stages.mllm_json import parse_reply
-from stages.openai_client import EMPTY, HTTP_ERROR, REFUSED, TIMEOUT, ChatRequest, OpenAIChatClient, read_choice
-from stages.qwen2_5_vl import CHOICE_SCHEMA, QwenChooseEditStage
-from stages.rows import provenance, work
+from pipeline.core import schema
+from pipeline.core.image_io import encode_png
+from pipeline.core.rows import provenance, work
+from stages.models.mllm_json import parse_reply
+from stages.models.openai_client import (
+    EMPTY,
+    HTTP_ERROR,
+    REFUSED,
+    TIMEOUT,
+    ChatRequest,
+    OpenAIChatClient,
+    read_choice,
+)
+from stages.models.qwen2_5_vl import CHOICE_SCHEMA, QwenChooseEditStage
 from tests.fake_openai_server import GOOD_JSON, FakeOpenAIServer
 
 KEY_ENV = "FAKE_SERVER_TEST_KEY"

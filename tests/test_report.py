@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import config
-from pipeline.report import write_report
-from pipeline.runner import run_pipeline
+from pipeline.core import config
+from pipeline.postrun.finish import run_pipeline
+from pipeline.postrun.report import write_report
 
 # Everything Chromium might reach for on its own is switched off; names resolve nowhere but loopback.
 OFFLINE_FLAGS = [

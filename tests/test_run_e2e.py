@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline import config
-from pipeline.runner import RunConflict, run_pipeline
+from pipeline.core import config
+from pipeline.engine.runner import RunConflict
+from pipeline.postrun.finish import run_pipeline
 from tests import corpus
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,7 +171,7 @@ def test_killed_run_resumes_exactly_once(ray_address, tmp_path):
 
 
 def test_contact_sheet_draws_one_tile_per_source(sample_run, tmp_path):
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     out = tmp_path / "sheet.png"
     assert main(["sheet", str(sample_run.run_dir), "--out", str(out), "--per-task", "2"]) == 0
@@ -183,7 +184,7 @@ def test_contact_sheet_draws_one_tile_per_source(sample_run, tmp_path):
 def test_run_ends_with_selection_and_the_hq_subset_exports(sample_run, tmp_path):
     import datasets
 
-    from pipeline.cli import main
+    from pipeline.cli.main import main
 
     run = sample_run.run_dir
     manifest = json.loads((run / "manifest.json").read_text())
@@ -202,7 +203,7 @@ def test_run_ends_with_selection_and_the_hq_subset_exports(sample_run, tmp_path)
 
 
 def test_a_served_judge_scores_the_run_and_selection_ranks_by_o(ray_address, tmp_path):
-    from pipeline.cli import main
+    from pipeline.cli.main import main
     from tests.fake_judge_server import FakeJudgeServer
 
     with FakeJudgeServer(default="good:8,7") as server:

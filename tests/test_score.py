@@ -6,13 +6,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 
 @pytest.fixture(scope="module")
 def own_rows(tmp_path_factory):
-    from pipeline import config
-    from pipeline.runner import run_pipeline
+    from pipeline.core import config
+    from pipeline.postrun.finish import run_pipeline
 
     out = tmp_path_factory.mktemp("score") / "run"
     cfg = config.load_config("cpu", overrides=[{"run": {"out": str(out), "progress": False, "limit": 3}, "decode": {"working_size": 256}}])

@@ -8,10 +8,17 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import schema, selection
-from pipeline.dedup import HashIndex, hamming, near_duplicate_clusters, normalise_instruction, phash
-from pipeline.run_dir import RunDir
-from stages.image_io import encode_png
+from pipeline.core import schema
+from pipeline.core.image_io import encode_png
+from pipeline.core.run_dir import RunDir
+from pipeline.postrun import selection
+from pipeline.postrun.dedup import (
+    HashIndex,
+    hamming,
+    near_duplicate_clusters,
+    normalise_instruction,
+    phash,
+)
 
 FLUX = "black-forest-labs/FLUX.1-Fill-dev"
 JUDGE = "Qwen/Qwen2.5-VL-72B-Instruct"

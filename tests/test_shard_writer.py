@@ -2,9 +2,9 @@ import json
 
 import pyarrow.parquet as pq
 
-from pipeline import schema
-from pipeline.run_dir import RunDir
-from pipeline.shard_writer import ShardWriter
+from pipeline.core import schema
+from pipeline.core.run_dir import RunDir
+from pipeline.engine.shard_writer import ShardWriter
 
 
 def _row(shard, unit, sid, status, unit_rows=1):

@@ -1,5 +1,5 @@
-from pipeline.stage_merge import merge_task_stages
-from stages.base import Stage
+from pipeline.core.stage import Stage
+from pipeline.engine.stage_merge import merge_task_stages
 
 
 def _stage(name, task, key=None):

@@ -1,7 +1,7 @@
 
-from pipeline import schema
-from pipeline.stage_runner import run_stage
-from stages.base import Stage
+from pipeline.core import schema
+from pipeline.core.stage import Stage
+from pipeline.engine.stage_runner import run_stage
 
 
 def _row(i, task="color_alteration", status=schema.PENDING):

@@ -7,17 +7,18 @@ import pytest
 import skimage.data
 
 from filters.material_gate import material_gate_results, shading_correlation
-from pipeline import config, models, schema
-from pipeline.stage_runner import run_stage
+from pipeline.core import config, schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
-from stages.image_io import decode_mask, decode_png
 from stages.material_shading import detail, region_correlation
-from stages.material_swap import texture_swap
 from stages.material_textures import albedo
-from stages.material_vocabulary import material_names
-from stages.sd3_controlnet import SD3ControlNetStage, render_depth
-from stages.zoedepth import read_depth
+from stages.models.sd3_controlnet import SD3ControlNetStage, render_depth
+from stages.models.tiny import ensure_tiny
+from stages.models.zoedepth import read_depth
 from tasks import build_stages
+from tasks.material.swap import texture_swap
+from tasks.material.vocabulary import material_names
 from tests.model_rows import pipeline_row, record_pipeline_calls
 
 TASK = "material_modification"
@@ -108,7 +109,7 @@ def tiny_cfg(tmp_path_factory):
 
 def test_tiny_recipe_feeds_depth_mask_and_material_prompt_to_the_depth_controlnet(tiny_cfg, monkeypatch):
     stages = build_stages(TASK, tiny_cfg)
-    models.ensure_tiny(tiny_cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
+    ensure_tiny(tiny_cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
     for stage in stages:
         if stage.uses_model:
             stage.setup()

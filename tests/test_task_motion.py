@@ -6,18 +6,24 @@ import pytest
 import skimage.data
 
 from filters.motion_gate import motion_gate_results
-from pipeline import config, models, schema, sample_clip
-from pipeline.stage_runner import run_stage
+from pipeline.core import config, models, sample_clip, schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.rows import provenance
+from pipeline.engine.stage_runner import run_stage
 from stages.decode import DecodeLimits
 from stages.decode_stage import DecodeStage
-from stages.image_io import decode_mask, decode_png
-from stages.motion_describe import GAP_PX, MotionDescribeStage, read_motion_description
-from stages.motion_direction import DIRECTION_EN, DIRECTION_ZH, classify_motion, direction_of
-from stages.qwen2_5_vl import QwenVL
-from stages.rows import provenance
+from stages.models.qwen2_5_vl import QwenVL
+from stages.models.tiny import build_tiny
 from stages.video import read_frames
 from tasks import build_stages
-from tasks.motion import TASK
+from tasks.motion.describe import GAP_PX, MotionDescribeStage, read_motion_description
+from tasks.motion.direction import (
+    DIRECTION_EN,
+    DIRECTION_ZH,
+    classify_motion,
+    direction_of,
+)
+from tasks.motion.recipe import TASK
 
 W, H = sample_clip.SIZE
 FRAMES = sample_clip.FPS * sample_clip.SECONDS
@@ -192,7 +198,7 @@ def test_a_usable_description_replaces_the_template(ball_rows):
 @pytest.fixture(scope="module")
 def tiny_cfg(tmp_path_factory):
     root = tmp_path_factory.mktemp("twins")
-    models.build_tiny(root, models.registry()["qwen2_5_vl"])
+    build_tiny(root, models.registry()["qwen2_5_vl"])
     return config.load_config("tiny", overrides=[{"models": {"tiny_dir": str(root)}, "tasks": {TASK: {"max_pairs": 2}}}])
 
 

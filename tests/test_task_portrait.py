@@ -10,17 +10,18 @@ import pytest
 import skimage.data
 
 from filters.portrait_gate import laplacian_variance, portrait_gate_results
-from pipeline import config, models, schema
-from pipeline.stage_runner import run_stage
+from pipeline.core import config, models, schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.rows import blob, provenance
+from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import dilate, resize_mask
 from stages.face_haar import box_iou, detect_faces, detect_features
-from stages.florence2 import PHRASE_GROUNDING
-from stages.image_io import decode_mask, decode_png
 from stages.lab_recolor import rgb_to_lab
-from stages.portrait_retouch import retouch, slim_region
-from stages.portrait_skin import skin_mask
-from stages.rows import blob, provenance
+from stages.models.florence2 import PHRASE_GROUNDING
+from stages.models.tiny import ensure_tiny
 from tasks import build_stages
+from tasks.portrait.retouch import retouch, slim_region
+from tasks.portrait.skin import skin_mask
 from tests.model_rows import pipeline_row, record_pipeline_calls
 
 TASK = "portrait_beautification"
@@ -137,7 +138,7 @@ def test_gate_rejects_noisier_skin_a_lost_face_and_a_leak(face, cpu_cfg):
 @pytest.fixture(scope="module")
 def tiny_cfg(tmp_path_factory):
     cfg = config.load_config("tiny", overrides=[{"models": {"tiny_dir": str(tmp_path_factory.mktemp("twins"))}}])
-    models.ensure_tiny(cfg, ["florence2", "flux_fill"], log=lambda message: None)
+    ensure_tiny(cfg, ["florence2", "flux_fill"], log=lambda message: None)
     return cfg
 
 

@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 
 from filters.remove_gate import AddGateStage, RemoveGateStage, removal_gate_results
-from pipeline import config, models, schema
-from pipeline.stage_runner import run_stage
+from pipeline.core import config, schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.rows import blob, provenance
+from pipeline.engine.stage_runner import run_stage
 from stages.candidates import box_mask
 from stages.diffusion_common import dilate
-from stages.flux_fill import FluxFillStage
-from stages.image_io import decode_mask, decode_png
-from stages.rows import blob, provenance
-from tasks import add as add_task
+from stages.models.flux_fill import FluxFillStage
+from stages.models.tiny import ensure_tiny
 from tasks import build_stages
-from tasks import remove as remove_task
+from tasks.add import recipe as add_task
+from tasks.remove import recipe as remove_task
 from tests.model_rows import pipeline_row, record_pipeline_calls
 
 CUP = {"label": "cup", "bbox": [150, 60, 40, 40]}  # a disc, about 4% of the picture
@@ -155,7 +156,7 @@ def test_gates_tell_a_removal_from_a_no_op_a_leak_and_a_smear(removed, cpu_cfg):
 def tiny_cfg(tmp_path_factory):
     root = tmp_path_factory.mktemp("remove_tiny")
     cfg = config.load_config("tiny", overrides=[{"models": {"tiny_dir": str(root)}}])
-    models.ensure_tiny(cfg, ["florence2", "sam2", "flux_fill"], log=lambda m: None)
+    ensure_tiny(cfg, ["florence2", "sam2", "flux_fill"], log=lambda m: None)
     return cfg
 
 

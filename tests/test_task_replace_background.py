@@ -13,27 +13,28 @@ from PIL import Image
 from filters.background_gate import background_gate_results
 from filters.edges import structure_similarity
 from filters.replace_gate import replace_gate_results
-from pipeline import config, models, schema
-from pipeline.annotations import load_coco
-from pipeline.inputs import SAMPLES_ANNOTATIONS, samples_dir
-from pipeline.stage_runner import run_stage
-from stages.background_bank import render
-from stages.background_composite import composite
-from stages.background_scenes import BACKDROPS, SCENES
-from stages.diffusion_common import dilate, resize_mask
-from stages.flux_fill import FluxFillStage
-from stages.grabcut_mask import clean_mask, grabcut_from_box
-from stages.image_io import decode_mask, decode_png, encode_png
-from stages.lab_recolor import recolor
-from stages.object_bank import donor_bank, donors_for
-from stages.poisson_paste import poisson_replace
-from stages.replace_choice import ReplaceChoiceStage
-from stages.replace_vocabulary import REPLACEMENTS, replacement_problem, with_article
-from stages.rows import provenance, work
-from tasks import build_stages
-from stages.background_subject import subject_mask
+from pipeline.core import config, schema
+from pipeline.core.annotations import load_coco
+from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.inputs import SAMPLES_ANNOTATIONS, samples_dir
+from pipeline.core.rows import provenance, work
+from pipeline.engine.stage_runner import run_stage
 from stages.candidates import mask_methods
-from tasks.background import BackgroundProposeStage
+from stages.diffusion_common import dilate, resize_mask
+from stages.grabcut_mask import clean_mask, grabcut_from_box
+from stages.lab_recolor import recolor
+from stages.models.flux_fill import FluxFillStage
+from stages.models.tiny import ensure_tiny
+from tasks import build_stages
+from tasks.background.bank import render
+from tasks.background.composite import composite
+from tasks.background.recipe import BackgroundProposeStage
+from tasks.background.scenes import BACKDROPS, SCENES
+from tasks.background.subject import subject_mask
+from tasks.replace.choice import ReplaceChoiceStage
+from tasks.replace.object_bank import donor_bank, donors_for
+from tasks.replace.poisson_paste import poisson_replace
+from tasks.replace.vocabulary import REPLACEMENTS, replacement_problem, with_article
 from tests.model_rows import record_pipeline_calls
 
 REPLACE, BACKGROUND = "subject_replace", "background_change"
@@ -242,7 +243,7 @@ def test_fallback_uses_tags_without_annotations_and_skips_when_nothing_fits():
 @pytest.fixture(scope="module")
 def tiny_cfg(tmp_path_factory):
     cfg = config.load_config("tiny", overrides=[{"models": {"tiny_dir": str(tmp_path_factory.mktemp("twins"))}}])
-    models.ensure_tiny(cfg, ["florence2", "sam2", "siglip", "qwen2_5_vl", "flux_fill"], log=lambda m: None)
+    ensure_tiny(cfg, ["florence2", "sam2", "siglip", "qwen2_5_vl", "flux_fill"], log=lambda m: None)
     return cfg
 
 

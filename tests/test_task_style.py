@@ -10,14 +10,14 @@ import skimage.data
 
 from filters.edges import edge_f1
 from filters.style_gate import style_gate_results
-from pipeline import config, schema
-from pipeline.stage_runner import run_stage
+from pipeline.core import config, schema
+from pipeline.core.image_io import decode_png
+from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
-from stages.image_io import decode_png
-from stages.sd3_controlnet import canny_edges
-from stages.style_filters import RENDERERS
-from stages.style_vocabulary import style_names, style_prompt
+from stages.models.sd3_controlnet import canny_edges
 from tasks import build_stages
+from tasks.style.effects import RENDERERS
+from tasks.style.vocabulary import style_names, style_prompt
 from tests.model_rows import pipeline_row, run_tiny_canny_recipe
 
 TASK = "style_transfer"

@@ -9,18 +9,25 @@ import numpy as np
 import pytest
 import skimage.data
 
-from filters.text_gate import levenshtein, read_in_frame, text_gate_results, text_similarity, word_accuracy
-from pipeline import config, models, schema
-from pipeline.stage_runner import run_stage
+from filters.text_gate import (
+    levenshtein,
+    read_in_frame,
+    text_gate_results,
+    text_similarity,
+    word_accuracy,
+)
+from pipeline.core import config, models, schema
+from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.rows import provenance
+from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import dilate, resize_mask
-from stages.florence2 import OCR_WITH_REGION, parse_generation
-from stages.image_io import decode_mask, decode_png
-from stages.ocr_florence2 import Florence2OcrStage, texts_from_regions
+from stages.models.florence2 import OCR_WITH_REGION, parse_generation
+from stages.models.tiny import ensure_tiny
 from stages.ocr_rapid import read_text
-from stages.rows import provenance
 from stages.text_layout import Frame, frame_from_quad, paint_text
-from stages.text_style import estimate_style
 from tasks import build_stages
+from tasks.text.ocr_florence2 import Florence2OcrStage, texts_from_regions
+from tasks.text.style import estimate_style
 from tests.model_rows import pipeline_row, record_pipeline_calls
 
 TASK = "text_modification"
@@ -152,7 +159,7 @@ def test_gate_rejects_the_wrong_words_and_a_leak(cpu_cfg):
 @pytest.fixture(scope="module")
 def tiny_cfg(tmp_path_factory):
     cfg = config.load_config("tiny", overrides=[{"models": {"tiny_dir": str(tmp_path_factory.mktemp("twins"))}}])
-    models.ensure_tiny(cfg, ["florence2", "flux_fill"], log=lambda message: None)
+    ensure_tiny(cfg, ["florence2", "flux_fill"], log=lambda message: None)
     return cfg
 
 

@@ -9,14 +9,14 @@ import pytest
 import skimage.data
 
 from filters.tone_gate import STATISTICS, tone_gate_results
-from pipeline import config, schema
-from pipeline.stage_runner import run_stage
+from pipeline.core import config, schema
+from pipeline.core.image_io import decode_png
+from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
-from stages.image_io import decode_png
-from stages.sd3_controlnet import canny_edges
-from stages.tone_render import CLASSICAL_TONE_EDITS, render_tone
-from stages.tone_vocabulary import TONE_EDITS
+from stages.models.sd3_controlnet import canny_edges
 from tasks import build_stages
+from tasks.tone.render import CLASSICAL_TONE_EDITS, render_tone
+from tasks.tone.vocabulary import TONE_EDITS
 from tests.model_rows import pipeline_row, run_tiny_canny_recipe
 
 TASK = "tone_transformation"

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from editor.bundled import derangement
 from editor.data import DataError, Triplet, fold_splits, load_triplets, split_by_source
 from editor.metrics import PSNR_CAP, apply_mean_edit, distances, mean_edits
-from editor.bundled import derangement
 from editor.verify import gallery_rows
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.editor_rows import tone_rows, write_run
 
 QUICK = ["--profile", "tiny", "--set", "editor.train.checkpoint_every=5"]
@@ -177,7 +177,7 @@ def test_the_editor_follows_instructions_and_the_shuffled_control_cannot(tmp_pat
 
 
 def test_editor_kontext_ref_replaces_the_profiles_model_without_touching_run_identity(run, tmp_path, capsys):
-    from pipeline import config
+    from pipeline.core import config
 
     missing = tmp_path / "no-kontext-here"
     assert main(["verify", str(run), "--out", str(tmp_path / "k"), "--size", "16", "--editor", "flux-kontext",

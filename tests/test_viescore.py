@@ -18,14 +18,20 @@ from filters.judge_stage import (
     make_judge,
     make_judge_stage,
 )
-from filters.viescore import combine, match_source_size, parse_score_reply, sc_prompt, strict_prompt
-from pipeline import schema
-from pipeline.config import load_config
-from pipeline.stage_runner import run_stage
-from pipeline.tiny_models import qwen2_5_vl as tiny_qwen
-from stages.image_io import encode_png
-from stages.openai_client import OpenAIChatClient
-from stages.rows import provenance
+from filters.viescore import (
+    combine,
+    match_source_size,
+    parse_score_reply,
+    sc_prompt,
+    strict_prompt,
+)
+from pipeline.core import schema
+from pipeline.core.config import load_config
+from pipeline.core.image_io import encode_png
+from pipeline.core.rows import provenance
+from pipeline.engine.stage_runner import run_stage
+from stages.models.openai_client import OpenAIChatClient
+from stages.models.tiny import qwen2_5_vl as tiny_qwen
 from tests.fake_judge_server import FakeJudgeServer
 from tests.model_rows import gradient_photo, through_arrow
 

@@ -1,0 +1,52 @@
+"""Small helpers every stage uses to read and annotate a row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.core import schema
+from pipeline.core.stage import Row
+
+
+def work(row: Row) -> dict[str, Any]:
+    return schema.loads(row.get("_work"))
+
+
+def update_work(row: Row, **values: Any) -> None:
+    state = work(row)
+    state.update(values)
+    row["_work"] = schema.dumps(state)
+
+
+def provenance(row: Row) -> dict[str, Any]:
+    return schema.loads(row.get("provenance"))
+
+
+def record_stage(row: Row, stage: str, **info: Any) -> None:
+    prov = provenance(row)
+    prov.setdefault("stages", {}).setdefault(stage, {}).update(info)
+    row["provenance"] = schema.dumps(prov)
+
+
+def record_fallback(row: Row, stage: str, what: str) -> None:
+    prov = provenance(row)
+    prov.setdefault("fallbacks", []).append({"stage": stage, "what": what})
+    row["provenance"] = schema.dumps(prov)
+
+
+def mark(row: Row, status: str, reason: str) -> Row:
+    row["status"] = status
+    row["reason"] = reason
+    return row
+
+
+def blob(row: Row, name: str) -> bytes | None:
+    for item in row.get("_blobs") or []:
+        if item["name"] == name:
+            return item["data"]
+    return None
+
+
+def set_blob(row: Row, name: str, data: bytes) -> None:
+    kept = [item for item in row.get("_blobs") or [] if item["name"] != name]
+    row["_blobs"] = kept + [{"name": name, "data": data}]

@@ -1,0 +1,30 @@
+"""Refuse a plan the cluster cannot hold: actor pools are placed all at once, and a pool that
+cannot be placed makes a streaming plan wait for ever instead of failing."""
+
+from __future__ import annotations
+
+from pipeline.core.stage import Stage
+
+
+class NotEnoughResources(RuntimeError):
+    pass
+
+
+def check_fits(stages: list[Stage], writer_cpus: float, cluster: dict[str, float]) -> None:
+    pools = [s for s in stages if s.uses_model]
+    cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in pools) + writer_cpus
+    # the light stages run as tasks and need room for at least one of them
+    task_cpus = max((s.resources.num_cpus for s in stages if not s.uses_model), default=0.25)
+    gpus = sum(s.resources.num_gpus * s.resources.concurrency for s in pools)
+    have_cpus, have_gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
+    if cpus + task_cpus > have_cpus:
+        detail = ", ".join(f"{s.name} {s.resources.concurrency}x{s.resources.num_cpus:g}" for s in pools)
+        raise NotEnoughResources(
+            f"the actor pools ({detail}) and the shard writer ({writer_cpus:g}) hold {cpus:g} CPUs and the light stages "
+            f"need {task_cpus:g} more, but the cluster has {have_cpus:g}; lower model_stages.*.num_cpus or concurrency"
+        )
+    if gpus > have_gpus:
+        raise NotEnoughResources(
+            f"the model stages need {gpus:g} GPUs, the cluster has {have_gpus:g}; use a GPU cluster, "
+            "the tiny profile, or lower model_stages.*.num_gpus"
+        )

@@ -1,0 +1,173 @@
+"""The engine's part of `run`: plan the shards, stream every pending one through Ray, commit,
+write the manifest; and the summary printed at the end."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.core import config as config_mod
+from pipeline.core.inputs import discover
+from pipeline.core.run_dir import RunDir, atomic_write
+from pipeline.core.task_names import ALIAS_OF, TASK_IDS
+from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
+from pipeline.engine.resource_check import NotEnoughResources, check_fits
+from pipeline.engine.stage_merge import merge_task_stages
+from stages.decode import DecodeLimits
+from stages.decode_stage import DecodeStage
+from stages.models.tiny import ensure_tiny
+from tasks import build_stages
+
+
+class RunConflict(ValueError):
+    """The output folder holds a different run."""
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    manifest: dict[str, Any]
+    stats: dict[str, Any]
+
+
+def default_out(cfg: dict[str, Any]) -> Path:
+    tasks = cfg["run"]["tasks"]
+    name = "all" if len(tasks) == len(TASK_IDS) else "+".join(ALIAS_OF[t] for t in tasks)
+    return Path("runs") / f"{name}-{cfg['profile']}"
+
+
+def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
+    identity = config_mod.identity_hash(cfg)
+    plan = run.read_plan()
+    if plan is not None:
+        if plan["config_hash"] != identity:
+            raise RunConflict(
+                f"{run.root} holds a run with other settings (config {plan['config_hash']}, this one {identity}); "
+                "rerun with the same settings to resume it, or choose another --out"
+            )
+        return plan
+    start = time.perf_counter()
+    records = discover(cfg["input"])
+    if cfg["run"]["limit"]:
+        records = records[: cfg["run"]["limit"]]
+    meta = {"config_hash": identity, "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
+    atomic_write(run.config_file, config_mod.dump(cfg).encode())
+    plan = run.write_plan(records, cfg["run"]["shard_size"], meta)
+    log(f"planned {plan['inputs']} inputs in {len(plan['shards'])} shards ({time.perf_counter() - start:.1f}s)")
+    return plan
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="input", desc="inputs x tasks", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def filter_stages(cfg: dict[str, Any]) -> list:
+    """What every task's rows go through after their own gates: the common gates (sanity,
+    alignment, sharpness and noise, sameness), then the judge (or, without one, the note that
+    ranking uses the gate score)."""
+    from filters.common_gates import CommonGatesStage
+    from filters.judge_stage import make_judge_stage
+
+    try:
+        judge = make_judge_stage(cfg)
+    except ValueError as exc:
+        raise config_mod.ConfigError(str(exc)) from None
+    if cfg["judge"]["backend"] == "qwen" and not cfg["judge"]["model"]:
+        judge.families = ("qwen2_5_vl",)  # the tiny profile builds its twin first
+    model_gates = []
+    if cfg["profile"] != "cpu":  # the seed's profiles add the model-based gates the peers rely on
+        from stages.models.factory import make_stage
+
+        model_gates = [make_stage("dinov2", cfg, None), make_stage("clip", cfg, None)]
+    return [CommonGatesStage.from_config(cfg), *model_gates, judge]
+
+
+def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
+    """Tiny twins are built here, once, before any actor wants them."""
+    families = sorted({f for stage in stages for f in getattr(stage, "families", ())})
+    ensure_tiny(cfg, families, log=log)
+
+
+def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) -> RunResult:
+    """Run (or resume) the configured tasks until every shard is committed and the manifest is
+    written. `task_stages` replaces the recipes' stages, for library use and tests that run a
+    chain of their own. The post-run phases (selection, report) are `pipeline.postrun.finish`."""
+    t0 = time.perf_counter()
+    tasks = cfg["run"]["tasks"]
+    if task_stages is None:
+        task_stages = merge_task_stages([build_stages(task, cfg) for task in tasks])  # fails fast if a task is missing
+    task_stages = task_stages + filter_stages(cfg)
+    ensure_models(cfg, task_stages, log)
+    run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
+    plan = _plan(run, cfg, log)
+    pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
+    stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
+
+    if pending:
+        from pipeline.engine.ray_plan import build_dataset
+        from pipeline.engine.ray_runtime import init_ray, quiet_ray_data
+
+        stats["ray"] = init_ray(cfg["ray"]["address"], cfg["ray"]["num_cpus"])
+        quiet_ray_data()
+        import ray
+
+        try:
+            check_fits(task_stages, cfg["ray"]["writer_cpus"], ray.cluster_resources())
+        except NotEnoughResources as exc:
+            raise RunFailed(str(exc)) from None
+        stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
+        units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
+        decode = DecodeStage(DecodeLimits(**cfg["decode"]))
+        ds = build_dataset(str(run.root), sorted(units), units, tasks, decode, task_stages, cfg)
+        committed = 0
+        with _progress_bar(sum(units.values()), cfg["run"]["progress"]) as bar:
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for item in batch.to_pylist():
+                    bar.update(item["units"])
+                    if item["committed"]:
+                        committed += 1
+                        if item["candidates"] and "first_candidate_s" not in stats:
+                            stats["first_candidate_s"] = round(time.perf_counter() - t0, 2)
+        stats["shards_committed"] = committed
+
+    manifest = build_manifest(run, plan)
+    write_manifest(run, manifest)
+    stats["seconds"] = round(time.perf_counter() - t0, 2)
+    write_stats(run.root, stats)
+    if not manifest["complete"]:
+        raise RunFailed(
+            f"{len(manifest['pending_shards'])} shard(s) did not commit: {manifest['pending_shards'][:10]}; "
+            "rerun the same command to finish them"
+        )
+    return RunResult(run.root, manifest, stats)
+
+
+def write_stats(run_root: Path, stats: dict[str, Any]) -> None:
+    # ru_maxrss is KiB on Linux: this driver process alone, not Ray's workers
+    stats["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    atomic_write(RunDir(run_root).stats / "run.json", json.dumps(stats, indent=1).encode())
+
+
+def print_summary(result: RunResult, log=print) -> None:
+    log(summary_table(result.manifest))
+    rows = result.manifest["rows"]
+    stats = result.stats
+    if not stats["stages_ran"]:
+        log("every shard was already committed: nothing to do")
+    log(
+        f"{rows['ok'] + rows['rejected']} candidates ({rows['ok']} ok, {rows['rejected']} rejected), "
+        f"{rows['skipped']} skipped, {rows['error']} errors in {stats['seconds']:.1f}s"
+        + (f"; first candidate after {stats['first_candidate_s']:.1f}s" if "first_candidate_s" in stats else "")
+    )
+    log(f"triplets: {result.run_dir / 'candidates'}   errors: {result.run_dir / 'errors'}   manifest: {result.run_dir / 'manifest.json'}")

@@ -1,0 +1,34 @@
+"""The whole of `run`: the engine commits every shard, then the post-run phases read what it
+wrote: the selection (the kept 1 in 20) and the HTML report."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pipeline.engine.runner import RunResult, run_shards, write_stats
+
+
+def finish_run(result: RunResult, cfg: dict[str, Any]) -> RunResult:
+    """Selection, then the report. The selection reads only score columns and skips itself when
+    nothing changed, so a resumed run that had finished costs little here."""
+    from pipeline.postrun.selection import select_run
+
+    start = time.perf_counter()
+    stats = dict(result.stats)
+    stats["selection"] = select_run(result.run_dir, cfg)
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    if cfg["run"]["report"]:
+        from pipeline.postrun.report import write_report
+
+        stats["report"] = str(write_report(result.run_dir))
+    stats["seconds"] = round(stats["seconds"] + time.perf_counter() - start, 2)
+    write_stats(result.run_dir, stats)
+    return RunResult(result.run_dir, manifest, stats)
+
+
+def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None) -> RunResult:
+    """Run (or resume) the configured tasks and finish the run. Raises `RunFailed` (after
+    writing the manifest) when a shard did not commit; nothing is selected then."""
+    return finish_run(run_shards(cfg, log, task_stages), cfg)

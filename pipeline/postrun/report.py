@@ -1,0 +1,246 @@
+"""A static HTML report of a run folder: summary, funnel and score charts, one paginated page of
+cards per task, an errors table. Relative links only, so the folder can be copied and opened
+from disk; a sample of rows per task keeps large runs small."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+from PIL import Image
+
+from pipeline.postrun.contact_sheet import mask_overlay
+from pipeline.postrun.report_html import (
+    bar_chart,
+    card,
+    esc,
+    histogram_svg,
+    page,
+    table,
+)
+
+THUMB_PX = 256
+ERROR_TABLE_ROWS = 2000
+LIGHT_COLUMNS = ["sample_id", "task", "status", "reason", "source_uri"]
+PROVENANCE_KEYS = ("model", "revision", "dtype", "backend")
+
+
+def _order(sample_id: str) -> str:
+    # deterministic and unrelated to input order, so a sample spreads over the run
+    return hashlib.sha256(sample_id.encode()).hexdigest()
+
+
+def _files(run_dir: Path, folder: str) -> list[Path]:
+    return sorted((run_dir / folder).glob("*.parquet"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _slug(task: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", task) or "task"
+
+
+def _sample_ids(run_dir: Path, per_task: int) -> dict[str, list[str]]:
+    """Per task, at most `per_task` ids for each status, lowest hash first; reads light columns only."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for folder in ("candidates", "errors"):
+        for path in _files(run_dir, folder):
+            t = pq.read_table(path, columns=["sample_id", "task", "status"])
+            for sid, task, status in zip(*(t.column(c).to_pylist() for c in ("sample_id", "task", "status"))):
+                bucket = seen.setdefault((task, status), [])
+                bucket.append(sid)
+                if len(bucket) > 4 * per_task:  # keep memory bounded on huge runs
+                    bucket.sort(key=_order)
+                    del bucket[per_task:]
+    chosen: dict[str, list[str]] = {}
+    for (task, _status), ids in seen.items():
+        chosen.setdefault(task, []).extend(sorted(ids, key=_order)[:per_task])
+    return chosen
+
+
+def _load_rows(run_dir: Path, wanted: set[str]) -> list[dict[str, Any]]:
+    rows = []
+    for folder in ("candidates", "errors"):
+        for path in _files(run_dir, folder):
+            ids = pq.read_table(path, columns=["sample_id"]).column("sample_id").to_pylist()
+            if wanted.isdisjoint(ids):
+                continue
+            rows += [r for r in pq.read_table(path).to_pylist() if r["sample_id"] in wanted]
+    return rows
+
+
+def _decode(value: dict[str, Any] | None) -> Image.Image | None:
+    if not value or not value.get("bytes"):
+        return None
+    return Image.open(io.BytesIO(value["bytes"])).convert("RGB")
+
+
+def _write_thumbs(row: dict[str, Any], thumb_dir: Path) -> dict[str, str]:
+    source, target = _decode(row.get("source_image")), _decode(row.get("target_image"))
+    if source is None or target is None:
+        return {}
+    images = {"source": source, "target": target, "overlay": mask_overlay(source, _decode(row.get("mask")))}
+    links = {}
+    for kind, image in images.items():
+        image = image.copy()
+        image.thumbnail((THUMB_PX, THUMB_PX))
+        name = f"{row['sample_id']}_{kind}.jpg"
+        image.save(thumb_dir / name, quality=85)
+        links[kind] = f"thumbs/{name}"
+    return links
+
+
+def _selection(run_dir: Path) -> dict[str, dict[str, Any]]:
+    path = run_dir / "selection" / "selection.parquet"
+    if not path.exists():
+        return {}
+    return {r["sample_id"]: r for r in pq.read_table(path).to_pylist()}
+
+
+def _score(row: dict[str, Any], chosen: dict[str, Any] | None) -> float | None:
+    if chosen and chosen.get("score") is not None:
+        return float(chosen["score"])
+    try:
+        value = json.loads(row.get("scores") or "{}").get("gate_score")
+    except ValueError:
+        return None
+    return None if value is None else float(value)
+
+
+def _all_scores(run_dir: Path, selection: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+    """Every candidate's ranking score per task: from the selection when it ran, else gate_score."""
+    out: dict[str, list[float]] = {}
+    if selection:
+        for r in selection.values():
+            if r.get("score") is not None:
+                out.setdefault(r["task"], []).append(float(r["score"]))
+        return out
+    for path in _files(run_dir, "candidates"):
+        t = pq.read_table(path, columns=["task", "scores"])
+        for task, scores in zip(t.column("task").to_pylist(), t.column("scores").to_pylist()):
+            value = json.loads(scores or "{}").get("gate_score")
+            if value is not None:
+                out.setdefault(task, []).append(float(value))
+    return out
+
+
+def _models_seen(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    seen = set()
+    for row in rows:
+        try:
+            stages = json.loads(row.get("provenance") or "{}").get("stages", {})
+        except ValueError:
+            continue
+        for stage, info in stages.items():
+            if isinstance(info, dict):
+                found = ", ".join(f"{k}={info[k]}" for k in PROVENANCE_KEYS if info.get(k) is not None)
+                if found:
+                    seen.add((stage, found))
+    return sorted(seen)
+
+
+def _nav(tasks: list[str]) -> str:
+    links = ["<a href='index.html'>summary</a>", "<a href='errors.html'>errors</a>"]
+    links += [f"<a href='{esc(_slug(t))}-1.html'>{esc(t)}</a>" for t in tasks]
+    return "".join(links)
+
+
+def _task_pages(out: Path, task: str, cards: list[str], page_size: int, nav: str, note: str) -> int:
+    pages = [cards[i : i + page_size] for i in range(0, len(cards), page_size)] or [[]]
+    for number, chunk in enumerate(pages, 1):
+        links = " ".join(
+            f"<b>{n}</b>" if n == number else f"<a href='{esc(_slug(task))}-{n}.html'>{n}</a>" for n in range(1, len(pages) + 1)
+        )
+        controls = (
+            "<div class='controls'>show: "
+            + "".join(f"<button data-filter='{f}'>{f}</button>" for f in ("all", "kept", "ok", "rejected", "error"))
+            + " sort by score: <button data-sort='desc'>high first</button><button data-sort='asc'>low first</button></div>"
+        )
+        body = f"<p>{esc(note)}</p><p class='nav'>pages: {links}</p>{controls}<div class='cards'>{''.join(chunk)}</div>"
+        (out / f"{_slug(task)}-{number}.html").write_text(page(f"{task} — page {number}", nav, body, script=True))
+    return len(pages)
+
+
+def _errors_page(run_dir: Path, out: Path, nav: str) -> int:
+    rows, counts, total = [], {}, 0
+    for path in _files(run_dir, "errors"):
+        for r in pq.read_table(path, columns=LIGHT_COLUMNS).to_pylist():
+            total += 1
+            key = (r["task"], r["status"], (r["reason"] or "").split(":")[0])
+            counts[key] = counts.get(key, 0) + 1
+            if len(rows) < ERROR_TABLE_ROWS:
+                rows.append([r["task"], r["status"], r["reason"], r["source_uri"], r["sample_id"]])
+    summary = table(["task", "status", "reason (kind)", "rows"], [[*k, v] for k, v in sorted(counts.items())])
+    shown = f"showing {len(rows)} of {total} rows"
+    body = f"<h2>By reason</h2>{summary}<h2>Rows</h2><p>{shown}</p>" + table(
+        ["task", "status", "reason", "source", "sample_id"], rows
+    )
+    (out / "errors.html").write_text(page("errors and skipped rows", nav, body))
+    return total
+
+
+def _index(run_dir: Path, out: Path, nav: str, tasks: list[str], rows: list[dict[str, Any]], scores: dict, pages: dict) -> None:
+    manifest = _read_json(run_dir / "manifest.json")
+    stats = _read_json(run_dir / "stats" / "run.json")
+    statuses = ("ok", "rejected", "error", "skipped")
+    task_counts = manifest.get("tasks", {})
+    count_rows = [
+        [t, *[task_counts.get(t, {}).get(s, 0) for s in statuses], manifest.get("task_seconds", {}).get(t, ""), pages.get(t, 0)]
+        for t in tasks
+    ]
+    parts = [
+        f"<p>run: {esc(run_dir)} · profile {esc(manifest.get('profile'))} · inputs {esc(manifest.get('inputs'))}"
+        f" · complete {esc(manifest.get('complete'))} · rows {esc(manifest.get('rows'))}</p>",
+        "<h2>Counts per task</h2>",
+        table(["task", *statuses, "cpu s", "pages"], count_rows),
+        "<h2>Funnel per task</h2>",
+    ]
+    for task, funnel in sorted(manifest.get("funnel", {}).items()):
+        steps = [(k, funnel.get(k, 0)) for k in ("generated", "passed_all_gates", "judged", "ranked", "kept") if k in funnel]
+        parts.append(bar_chart(f"{task} (ranked by {funnel.get('score_kind', '?')})", steps))
+    parts.append("<h2>Score histograms</h2><div class='hists'>")
+    parts += [histogram_svg(task, scores.get(task, [])) for task in tasks]
+    parts.append("</div><h2>Models and versions seen (sampled rows)</h2>")
+    parts.append(table(["stage", "model / backend"], _models_seen(rows)))
+    timings = [[k, v] for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    parts.append("<h2>Timings</h2>" + table(["measure", "value"], timings))
+    config_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else "(no config.yaml)"
+    parts.append(f"<h2>Config</h2><pre>{esc(config_text)}</pre>")
+    (out / "index.html").write_text(page(f"Run report: {run_dir.name}", nav, "".join(parts)))
+
+
+def write_report(run_dir: Path, out: Path | None = None, per_task: int = 60, page_size: int = 30) -> Path:
+    """Write the report and return its index.html."""
+    run_dir = Path(run_dir)
+    out = Path(out) if out is not None else run_dir / "report"
+    thumb_dir = out / "thumbs"
+    thumb_dir.mkdir(parents=True, exist_ok=True)
+    selection = _selection(run_dir)
+    chosen = _sample_ids(run_dir, per_task)
+    rows = _load_rows(run_dir, {sid for ids in chosen.values() for sid in ids})
+    tasks = sorted(set(chosen) | set(_read_json(run_dir / "manifest.json").get("tasks", {})))
+    nav = _nav(tasks)
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(rows, key=lambda r: _order(r["sample_id"])):
+        by_task.setdefault(row["task"], []).append(row)
+    pages = {}
+    for task in tasks:
+        cards = []
+        for row in by_task.get(task, []):
+            picked = selection.get(row["sample_id"])
+            cards.append(card(row, _write_thumbs(row, thumb_dir), _score(row, picked), bool(picked and picked.get("selected"))))
+        note = f"a sample of at most {per_task} rows per status, ordered by a hash of sample_id"
+        pages[task] = _task_pages(out, task, cards, page_size, nav, note)
+    _errors_page(run_dir, out, nav)
+    _index(run_dir, out, nav, tasks, rows, _all_scores(run_dir, selection), pages)
+    return out / "index.html"

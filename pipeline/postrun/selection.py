@@ -1,0 +1,357 @@
+"""The selection phase: a separate, repeatable step after generation. It reads the score columns
+of candidates/, dedups across the run, keeps per task the best rows up to the keep ratio, and
+writes selection/selection.parquet (one row per candidate, with its reason), hq/ (copies of the
+selected rows) and, last, selection/done.json. Candidate shards are never rewritten."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from filters.gates import gate_score as smallest_margin
+from pipeline.core import config as config_mod
+from pipeline.core import schema
+from pipeline.core.run_dir import RunDir, atomic_write, shard_name
+from pipeline.postrun.dedup import (
+    Candidate,
+    dedup,
+    near_duplicate_clusters,
+    normalise_instruction,
+    source_hashes,
+)
+
+# Part of the completion record's identity: a change to how rows are chosen bumps it, so a rerun
+# after such a change selects again instead of keeping the old result.
+SELECTION_VERSION = 1
+SCORE_COLUMNS = ["sample_id", "task", "status", "scores", "judge", "source_sha256", "instruction_en", "license"]
+O_KIND, GATE_KIND = "o", "gate_score"
+JUDGED_STATES = ("scored", "unscored")  # a judge ran on the row
+
+SELECTION_SCHEMA = pa.schema(
+    [
+        pa.field("sample_id", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("status", pa.string()),
+        pa.field("selected", pa.bool_(), nullable=False),
+        pa.field("rank", pa.int32()),  # among the rows that qualified and survived dedup; null otherwise
+        pa.field("score", pa.float64()),  # the score ranked on: O or gate_score, per score_kind
+        pa.field("score_kind", pa.string()),
+        pa.field("o", pa.float64()),
+        pa.field("gate_score", pa.float64()),
+        pa.field("judge_state", pa.string()),
+        pa.field("license", pa.string()),
+        pa.field("source_sha256", pa.string()),
+        pa.field("source_phash", pa.string()),
+        pa.field("dedup_group", pa.string()),
+        pa.field("dedup_winner", pa.string()),
+        pa.field("reason", pa.string()),
+    ]
+)
+
+
+class SelectionError(RuntimeError):
+    pass
+
+
+def selection_dir(run: RunDir) -> Path:
+    return run.root / "selection"
+
+
+def selection_file(run: RunDir) -> Path:
+    return selection_dir(run) / "selection.parquet"
+
+
+def done_file(run: RunDir) -> Path:
+    return selection_dir(run) / "done.json"
+
+
+def hq_dir(run: RunDir) -> Path:
+    return run.root / "hq"
+
+
+def default_settings() -> dict[str, Any]:
+    return yaml.safe_load((config_mod.CONFIG_DIR / "filters" / "select.yaml").read_text())["select"]
+
+
+def settings_of(cfg: dict[str, Any]) -> dict[str, Any]:
+    settings = {**default_settings(), **(cfg.get("select") or {})}
+    if settings["instruction_scope"] not in ("source", "task"):
+        raise SelectionError(f"select.instruction_scope: expected source or task, got {settings['instruction_scope']!r}")
+    if not 0 < float(settings["keep_ratio"]) <= 1:
+        raise SelectionError(f"select.keep_ratio: expected a share in (0, 1], got {settings['keep_ratio']!r}")
+    return settings
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def keep_count(ratio: float, candidates: int, qualified: int) -> int:
+    """floor(ratio x candidates), but at least one row when any qualified, never more than did."""
+    if qualified == 0:
+        return 0
+    return min(qualified, max(1, math.floor(ratio * candidates + 1e-9)))
+
+
+def o_score(scores: dict[str, Any]) -> float | None:
+    """VIEScore O, where the judge (filters/judge_stage.py) wrote it: scores.viescore.o."""
+    value = (scores.get("viescore") or {}).get("o")
+    return None if value is None else float(value)
+
+
+def gate_score(scores: dict[str, Any]) -> float | None:
+    """The recorded gate score; rows written before it was recorded get it from their gates."""
+    if scores.get("gate_score") is not None:
+        return float(scores["gate_score"])
+    gates = scores.get("gates") or {}
+    return smallest_margin(gates) if gates else None
+
+
+def judge_state(judge: dict[str, Any]) -> str:
+    return judge.get("state") or "none"
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def candidate_files(run: RunDir) -> list[Path]:
+    return sorted(run.candidates.glob("shard-*.parquet"))
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def input_fingerprint(run: RunDir, files: list[Path]) -> list[dict[str, str]]:
+    """The candidate shards selection read, with their checksums (from the shard completion
+    records where present, which saves reading them)."""
+    known = {f["path"]: f["sha256"] for rec in run.commit_records() for f in rec.get("files", [])}
+    out = []
+    for path in files:
+        rel = str(path.relative_to(run.root))
+        out.append({"path": rel, "sha256": known.get(rel) or _file_sha256(path)})
+    return out
+
+
+def read_score_rows(files: list[Path]) -> list[dict[str, Any]]:
+    rows = []
+    for path in files:
+        rows += pq.read_table(path, columns=SCORE_COLUMNS).to_pylist()
+    return rows
+
+
+# --- deciding --------------------------------------------------------------------------------
+
+
+def _task_kinds(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """A task is ranked by O when a judge ran on any of its rows, else by gate score: the two
+    scales never mix in one ranking."""
+    kinds: dict[str, str] = {}
+    for row in rows:
+        judged = row["_judge_state"] in JUDGED_STATES
+        kinds[row["task"]] = O_KIND if judged or kinds.get(row["task"]) == O_KIND else GATE_KIND
+    return kinds
+
+
+def _qualify(row: dict[str, Any], kind: str, settings: dict[str, Any]) -> str | None:
+    """None when the row may be selected, else why not."""
+    if row["status"] != schema.OK:
+        return f"status {row['status']}"
+    if kind == O_KIND:
+        if row["_judge_state"] == "unscored":
+            return "the judge could not score it"
+        if row["_o"] is None:
+            return "no judge score"
+        if row["_o"] < float(settings["min_o"]):
+            return f"below min O ({row['_o']:g} < {float(settings['min_o']):g})"
+        return None
+    if row["_gate_score"] is None:
+        return "no gate score"
+    if row["_gate_score"] < float(settings["min_gate_score"]):
+        return f"below min gate score ({row['_gate_score']:g} < {float(settings['min_gate_score']):g})"
+    return None
+
+
+def decide(rows: list[dict[str, Any]], hashes: dict[str, dict[str, str]], settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """One selection record per candidate row, in (task, sample_id) order."""
+    for row in rows:
+        scores, judge = schema.loads(row["scores"]), schema.loads(row["judge"])
+        row["_o"], row["_gate_score"], row["_judge_state"] = o_score(scores), gate_score(scores), judge_state(judge)
+    kinds = _task_kinds(rows)
+    clusters = near_duplicate_clusters({h["source"]: h["phash"] for h in hashes.values()}, int(settings["phash_distance"]))
+
+    records: dict[str, dict[str, Any]] = {}
+    eligible: list[Candidate] = []
+    for row in sorted(rows, key=lambda r: (r["task"], r["sample_id"])):
+        kind = kinds[row["task"]]
+        score = row["_o"] if kind == O_KIND else row["_gate_score"]
+        source = hashes[row["sample_id"]]
+        records[row["sample_id"]] = {
+            "sample_id": row["sample_id"], "task": row["task"], "status": row["status"], "selected": False, "rank": None,
+            "score": score, "score_kind": kind, "o": row["_o"], "gate_score": row["_gate_score"],
+            "judge_state": row["_judge_state"], "license": row["license"], "source_sha256": row["source_sha256"],
+            "source_phash": source["phash"], "dedup_group": None, "dedup_winner": None, "reason": _qualify(row, kind, settings),
+        }
+        if records[row["sample_id"]]["reason"] is None:
+            cluster = clusters[source["source"]]
+            eligible.append(Candidate(row["sample_id"], row["task"], source["source"], cluster, normalise_instruction(row["instruction_en"]), float(score)))
+
+    verdicts = dedup(eligible, bool(settings["dedup_sources"]), bool(settings["dedup_instructions"]), settings["instruction_scope"])
+    for sid, verdict in verdicts.items():
+        records[sid].update(dedup_group=verdict.group, dedup_winner=verdict.winner, reason=verdict.reason)
+
+    candidates_per_task: dict[str, int] = defaultdict(int)
+    for rec in records.values():
+        candidates_per_task[rec["task"]] += 1
+    ranked: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for cand in eligible:
+        if records[cand.sample_id]["reason"] is None:
+            ranked[cand.task].append(records[cand.sample_id])
+    for task, members in ranked.items():
+        members.sort(key=lambda r: (-r["score"], r["sample_id"]))
+        keep = keep_count(float(settings["keep_ratio"]), candidates_per_task[task], len(members))
+        for rank, rec in enumerate(members, start=1):
+            rec["rank"] = rank
+            rec["selected"] = rank <= keep
+            if not rec["selected"]:
+                rec["reason"] = f"outside the keep ratio (rank {rank}, keeping {keep})"
+    return list(records.values())
+
+
+def funnel(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task: generated candidates, how many passed each gate, passed them all, were scored by
+    the judge, qualified for ranking, survived dedup, and were kept."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        entry = out.setdefault(row["task"], {"generated": 0, "passed_gates": defaultdict(int), "passed_all_gates": 0, "judged": 0})
+        entry["generated"] += 1
+        entry["passed_all_gates"] += row["status"] == schema.OK
+        entry["judged"] += row["_judge_state"] == "scored"
+        for name, gate in (schema.loads(row["scores"]).get("gates") or {}).items():
+            entry["passed_gates"][name] += bool(gate.get("passed"))
+    for rec in records:
+        entry = out[rec["task"]]
+        entry["score_kind"] = rec["score_kind"]
+        entry["ranked"] = entry.get("ranked", 0) + (rec["rank"] is not None)
+        entry["kept"] = entry.get("kept", 0) + rec["selected"]
+    return {task: {**e, "passed_gates": dict(sorted(e["passed_gates"].items()))} for task, e in sorted(out.items())}
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def _write(path: Path, table: pa.Table, root: Path) -> dict[str, Any]:
+    data = _parquet_bytes(table)
+    atomic_write(path, data)
+    return {"path": str(path.relative_to(root)), "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def copy_selected(files: list[Path], wanted: set[str], out_dir: Path, root: Path, shard_rows: int, batch_rows: int) -> list[dict[str, Any]]:
+    """Full rows of the wanted sample ids, streamed from the candidate shards into numbered
+    shards, with `selected` set."""
+    written: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        written.append(_write(out_dir / f"{shard_name(len(written))}.parquet", schema.to_output_table(pending), root))
+        pending.clear()
+
+    for path in files:
+        for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
+            ids = batch.column("sample_id").to_pylist()
+            keep = [i for i, sid in enumerate(ids) if sid in wanted]
+            if not keep:
+                continue
+            for row in batch.take(pa.array(keep)).to_pylist():
+                row["selected"] = True
+                pending.append(row)
+                if len(pending) >= shard_rows:
+                    flush()
+    if pending:
+        flush()
+    return written
+
+
+def _outputs_intact(run: RunDir, done: dict[str, Any]) -> bool:
+    for item in done.get("files", []):
+        path = run.root / item["path"]
+        if not path.exists() or _file_sha256(path) != item["sha256"]:
+            return False
+    return True
+
+
+def merge_funnel(run: RunDir, funnel_by_task: dict[str, Any], summary: dict[str, Any]) -> None:
+    manifest = json.loads(run.manifest_file.read_text()) if run.manifest_file.exists() else {}
+    if manifest.get("funnel") == funnel_by_task and manifest.get("selection") == summary:
+        return
+    manifest["funnel"] = funnel_by_task
+    manifest["selection"] = summary
+    atomic_write(run.manifest_file, json.dumps(manifest, indent=1).encode())
+
+
+def _check_complete(run: RunDir) -> None:
+    plan = run.read_plan()
+    if plan is None:
+        return
+    committed = {rec["shard"] for rec in run.commit_records()}
+    pending = [s["shard"] for s in plan["shards"] if s["shard"] not in committed]
+    if pending:
+        raise SelectionError(f"{len(pending)} shard(s) have not committed yet ({pending[:5]}); finish the run before selecting")
+
+
+def select_run(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Select the run's HQ subset. Returns the funnel and counts; `skipped` is true when a
+    completed selection with the same settings over the same candidates was already there."""
+    run = RunDir(Path(run_dir))
+    settings = settings_of(cfg)
+    _check_complete(run)
+    files = candidate_files(run)
+    identity = {"version": SELECTION_VERSION, "settings_hash": settings_hash(settings), "inputs": input_fingerprint(run, files)}
+
+    done_path = done_file(run)
+    if done_path.exists():
+        done = json.loads(done_path.read_text())
+        if all(done.get(k) == v for k, v in identity.items()) and _outputs_intact(run, done):
+            merge_funnel(run, done["funnel"], done["summary"])
+            return {**done["summary"], "funnel": done["funnel"], "skipped": True}
+        done_path.unlink()  # from here on the old selection is void
+
+    rows = read_score_rows(files)
+    hashes = source_hashes(files, int(settings["read_batch_rows"]))
+    records = decide(rows, hashes, settings)
+    by_task = funnel(rows, records)
+
+    shutil.rmtree(hq_dir(run), ignore_errors=True)
+    outputs = [_write(selection_file(run), pa.Table.from_pylist(records, schema=SELECTION_SCHEMA), run.root)]
+    wanted = {r["sample_id"] for r in records if r["selected"]}
+    outputs += copy_selected(files, wanted, hq_dir(run), run.root, int(settings["hq_shard_rows"]), int(settings["read_batch_rows"]))
+    summary = {
+        "candidates": len(records),
+        "selected": len(wanted),
+        "settings_hash": identity["settings_hash"],
+        "done": str(done_path.relative_to(run.root)),
+    }
+    done = {**identity, "settings": settings, "summary": summary, "funnel": by_task, "files": outputs}
+    merge_funnel(run, by_task, summary)
+    # the completion record is written last: without it, a rerun redoes the selection
+    atomic_write(done_path, json.dumps(done, indent=1, sort_keys=True).encode())
+    return {**summary, "funnel": by_task, "skipped": False}
