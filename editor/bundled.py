@@ -17,9 +17,9 @@ from editor.codec import PixelCodec, VaeCodec
 from editor.data import Triplet
 from editor.dit import DiTShape, describe
 from editor.images import to_tensor, to_uint8
+from editor.methods import FROM_NOISE, SHUFFLED
 from editor.model import ConnectorShape, Editor
 from editor.train import TrainData, TrainSettings, sample, train
-from editor.verify import FROM_NOISE, SHUFFLED
 
 
 def make_codec(ecfg: dict[str, Any], cfg: dict[str, Any]):

@@ -15,13 +15,11 @@ import numpy as np
 
 from editor.data import Triplet, fold_splits, load_triplets, split_by_source
 from editor.images import shrink, to_tensor, to_uint8
+from editor.methods import FROM_NOISE, SHUFFLED
 from editor.metrics import apply_mean_edit, distances, mean_edits, per_task
 from pipeline.core.run_dir import atomic_write
 
 EDITOR_KINDS = ("bundled", "flux-kontext")
-# method names in metrics.json beside "editor", "identity" and "mean_edit"
-SHUFFLED = "shuffled_instructions"
-FROM_NOISE = "editor_from_noise"
 
 
 @dataclass
@@ -232,7 +230,7 @@ def data_summary(request: VerifyRequest, loaded, parts: list[HeldOutEdits], size
 
 def judge_outputs(cfg: dict[str, Any], held: list[Triplet], sources: list[np.ndarray], edited: list[np.ndarray], log) -> dict[str, Any] | None:
     """VIEScore of the editor's outputs per task, when the config names a judge."""
-    from filters.judge_stage import make_judge
+    from filters.judge.stage import make_judge
 
     judge = make_judge(cfg)
     if judge is None:

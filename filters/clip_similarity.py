@@ -18,7 +18,7 @@ from filters.common_gates import ModelGateStage, cosine_rows
 from filters.gates import GateResult
 from pipeline.core import schema
 from pipeline.core.rows import record_stage
-from pipeline.core.stage import Resources, Row
+from pipeline.core.stage import ModelUse, Row
 from stages.models.torch_device import load_model, model_info
 
 PLAIN = "a photo"
@@ -113,21 +113,21 @@ def _unit(values: np.ndarray) -> np.ndarray:
 
 class ClipSimilarityStage(ModelGateStage):
     name = "clip_gate"
-    resources = Resources(num_cpus=0.25, num_gpus=0.1, batch_size=16)
+    model = ModelUse("clip", "clip")
 
     def load(self) -> ClipEncoder:
         return ClipEncoder(self.model_ref, self.revision, int(self.limits.get("clip_batch_size", 16)))
 
     def gate_batch(self, rows: list[Row], sources, targets) -> list[list[GateResult]]:
-        images = _unit(self.model.images(list(sources) + list(targets)))
+        images = _unit(self.encoder.images(list(sources) + list(targets)))
         src_img, tgt_img = images[: len(rows)], images[len(rows) :]
         captions = [edit_captions(r["task"], schema.loads(r.get("edit")), r.get("instruction_en")) for r in rows]
-        texts = _unit(self.model.texts([c[0] for c in captions] + [c[1] for c in captions]))
+        texts = _unit(self.encoder.texts([c[0] for c in captions] + [c[1] for c in captions]))
         src_txt, tgt_txt = texts[: len(rows)], texts[len(rows) :]
         same = cosine_rows(src_img, tgt_img)
         direction = directional_similarity(src_img, tgt_img, src_txt, tgt_txt)
         out = []
         for row, caption, s, d in zip(rows, captions, same, direction):
-            record_stage(row, self.name, captions=list(caption), **self.model.describe())
+            record_stage(row, self.name, captions=list(caption), **self.encoder.describe())
             out.append(clip_gate_results(float(s), float(d), self.limits_for(row)))
         return out

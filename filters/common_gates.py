@@ -24,7 +24,7 @@ from filters.gates import GateResult, record_gates
 from filters.mask_change import dilate, touched_margin_px
 from pipeline.core import schema
 from pipeline.core.image_io import decode_mask, decode_png
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, Resources, Row
 
 PIXEL, MODEL = "pixel", "model"
 
@@ -140,12 +140,11 @@ class CommonGatesStage(GateStage):
         return row
 
 
-class ModelGateStage(Stage):
+class ModelGateStage(ModelStage):
     """What the model gates share: they take the same rows as the common gates, load their
     model once in `setup`, merge limits per task like them, and mark their rows' evidence as the
-    model's. A subclass implements `load` and `gate_batch`."""
+    model's. A subclass declares `model` and implements `load` and `gate_batch`."""
 
-    uses_model = True
     accepts = CommonGatesStage.accepts
 
     def __init__(self, model_ref: str, tasks: tuple[str, ...] | None = None, limits: dict | None = None, per_task: dict | None = None, revision: str | None = None, resources: Resources | None = None):
@@ -153,12 +152,17 @@ class ModelGateStage(Stage):
         self.tasks = tuple(tasks) if tasks is not None else None
         self.limits = dict(limits or {})
         self.per_task = dict(per_task or {})
-        if resources is not None:
-            self.resources = resources
-        self.model = None
+        self.resources = resources or self.resources
+        self.encoder = None
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs[cls.model.family]
+        gates = cfg["common_gates"]
+        return cls(ref, tasks, limits=gates["model"], per_task=gates["per_task"], revision=revision)
 
     def setup(self) -> None:
-        self.model = self.load()
+        self.encoder = self.load()
 
     def load(self) -> Any:
         raise NotImplementedError
@@ -167,7 +171,7 @@ class ModelGateStage(Stage):
         return merged_limits(self.limits, self.per_task, None, row["task"], None)
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        if self.model is None:
+        if self.encoder is None:
             self.setup()
         active = [r for r in rows if r.get("status") in self.accepts and r.get("source_image") and r.get("target_image")]
         if active:

@@ -16,7 +16,7 @@ import numpy as np
 from filters.common_gates import ModelGateStage, cosine_rows
 from filters.gates import GateResult
 from pipeline.core.rows import record_stage
-from pipeline.core.stage import Resources, Row
+from pipeline.core.stage import ModelUse, Row
 from stages.models.torch_device import device_and_dtype, dtype_name
 
 
@@ -80,14 +80,14 @@ class DinoEncoder:
 
 class DinoSimilarityStage(ModelGateStage):
     name = "dino_gate"
-    resources = Resources(num_cpus=0.25, num_gpus=0.1, batch_size=16)
+    model = ModelUse("dinov2", "dinov2")
 
     def load(self) -> DinoEncoder:
         return DinoEncoder(self.model_ref, self.revision, int(self.limits.get("dino_batch_size", 16)))
 
     def gate_batch(self, rows: list[Row], sources, targets) -> list[list[GateResult]]:
         out = []
-        for row, similarity in zip(rows, self.model.similarity(sources, targets)):
-            record_stage(row, self.name, **self.model.describe())
+        for row, similarity in zip(rows, self.encoder.similarity(sources, targets)):
+            record_stage(row, self.name, **self.encoder.describe())
             out.append(dino_gate_results(float(similarity), self.limits_for(row)))
         return out

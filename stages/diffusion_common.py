@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.core import schema
 from pipeline.core.image_io import decode_mask, decode_png, encode_png
 from pipeline.core.mask_ops import dilate  # noqa: F401 - part of this module's helpers
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, Resources, Row
 from stages.lab_recolor import inner_alpha
 from stages.models.torch_device import dtype_name
 
@@ -112,12 +112,10 @@ def write_target(row: Row, target: np.ndarray) -> None:
     row["target_image"] = schema.image_value(encode_png(target))
 
 
-class DiffusionEditStage(Stage):
+class DiffusionEditStage(ModelStage):
     """A stage that draws each row's target with a diffusion pipeline: one whole GPU, and the
     sampling settings every such model takes. Items are dicts with at least source, size, seed
     and prompt."""
-
-    uses_model = True
 
     def __init__(
         self,
@@ -129,7 +127,7 @@ class DiffusionEditStage(Stage):
         base_seed: int,
         feather_px: int,
         max_sequence_length: int,
-        batch_size: int,
+        resources: Resources | None,
     ):
         self.tasks = tasks
         self.revision = revision
@@ -139,7 +137,7 @@ class DiffusionEditStage(Stage):
         self.base_seed = base_seed
         self.feather_px = feather_px
         self.max_sequence_length = max_sequence_length
-        self.resources = Resources(num_cpus=0.5, num_gpus=1.0, batch_size=batch_size)
+        self.resources = resources or self.resources
 
     def sampling_args(self, items: list[dict], size: tuple[int, int]) -> dict[str, Any]:
         """The pipeline arguments every model takes alike: prompts, size, schedule, a generator per row."""

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-FONT_FILES = {
-    "regular": "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "bold": "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-}
-SIMPLIFIED_CHINESE_FACE = 2  # the .ttc collections hold JP, KR, SC, TC, HK faces; SC is third
+from pipeline.core.fonts import cjk_font
 
 
-@lru_cache(maxsize=128)
 def font(weight: str, px: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(FONT_FILES[weight], max(4, int(px)), index=SIMPLIFIED_CHINESE_FACE)
+    """Noto Sans CJK SC, "regular" or "bold", from pip packages (pipeline/core/fonts.py)."""
+    return cjk_font(weight, max(4, int(px)))
 
 
 def is_cjk(text: str) -> bool:

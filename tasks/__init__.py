@@ -41,11 +41,20 @@ def is_implemented(task: str, profile: str) -> bool:
     return module is not None and profile in module.PROFILES
 
 
-def build_stages(task: str, cfg: dict[str, Any]) -> list[Stage]:
-    profile = cfg["profile"]
+def _implemented(task: str, profile: str):
     module = _recipe(task)
     if module is None:
         raise NotImplementedTask(f"task {task!r} is not implemented yet")
     if profile not in module.PROFILES:
         raise NotImplementedTask(f"task {task!r} has no recipe for the {profile!r} profile yet (has: {', '.join(module.PROFILES)})")
-    return module.build(cfg)
+    return module
+
+
+def build_stages(task: str, cfg: dict[str, Any]) -> list[Stage]:
+    """The task's chain for the configured profile, its own gate last."""
+    return _implemented(task, cfg["profile"]).build(cfg)
+
+
+def task_gate(task: str, cfg: dict[str, Any]) -> Stage:
+    """The task's own gate alone, without building its chain (no model is sized or named)."""
+    return _implemented(task, cfg["profile"]).gate(cfg)

@@ -86,7 +86,7 @@ def run_tiny_canny_recipe(task: str, cfg: dict[str, Any], photo: np.ndarray, mon
     from tasks import build_stages
 
     stages = build_stages(task, cfg)
-    ensure_tiny(cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
+    ensure_tiny(cfg, sorted({f for s in stages for f in s.loads}), log=lambda m: None)
     controlnet = next(s for s in stages if isinstance(s, SD3ControlNetStage))
     assert controlnet.control == "canny"
     controlnet.setup()

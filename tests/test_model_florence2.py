@@ -4,6 +4,7 @@ import torch
 
 from pipeline.core import schema
 from pipeline.core.rows import provenance, work
+from pipeline.core.stage import Resources
 from pipeline.engine.stage_runner import run_stage
 from stages.models.florence2 import (
     MORE_DETAILED_CAPTION,
@@ -30,7 +31,7 @@ GROUNDING_ANSWER = "</s><s>a red car<loc_100><loc_200><loc_300><loc_400>a dog<lo
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory):
     ref = str(tiny_florence2.build(tmp_path_factory.mktemp("florence2")))
-    stage = Florence2GroundingStage(ref, (TASK,), batch_size=2, max_new_tokens=8, num_beams=1)
+    stage = Florence2GroundingStage(ref, (TASK,), max_new_tokens=8, num_beams=1, resources=Resources(batch_size=2))
     stage.setup()
     return stage
 

@@ -74,11 +74,11 @@ def test_dino_features_follow_the_models_own_forward(dino):
     import torch
 
     images = [noise_image(40, 40, 3), gradient_photo(40, 56)]
-    pixels = dino.model._pixels(images)
+    pixels = dino.encoder._pixels(images)
     with torch.no_grad():
-        expected = dino.model.model(pixels).numpy()
-    assert np.allclose(dino.model.embed(images), expected, atol=1e-5)
-    assert expected.shape == (2, dino.model.model.num_features)
+        expected = dino.encoder.model(pixels).numpy()
+    assert np.allclose(dino.encoder.embed(images), expected, atol=1e-5)
+    assert expected.shape == (2, dino.encoder.model.num_features)
 
 
 def test_timm_names_refuse_folders_without_safetensors(tmp_path):

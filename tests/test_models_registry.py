@@ -6,7 +6,7 @@ from pipeline.cli.main import main
 from pipeline.cli.model_check import NON_STAGE_CHECKS
 from pipeline.core import config, models
 from pipeline.core.task_names import TASK_IDS
-from stages.models.factory import LOADS, STAGE_CONFIG
+from pipeline.engine.gpu_plan import model_stage_classes
 from stages.models.tiny import build_tiny
 
 # what the pipeline's stages load, and what only `verify` runs
@@ -24,8 +24,10 @@ def test_registry_names_every_seed_model_with_its_tasks_and_tiny_builder():
         # a pipeline model is there for its tasks; a verify baseline belongs to none
         assert bool(entry.tasks) == (entry.family in PIPELINE_FAMILIES), entry.family
         assert callable(importlib.import_module(entry.tiny_module).build)
-    assert {f for loads in LOADS.values() for f in loads} == PIPELINE_FAMILIES
-    assert set(STAGE_CONFIG) <= PIPELINE_FAMILIES
+    classes = model_stage_classes()
+    assert {f for cls in classes.values() for f in cls.model.loads} == PIPELINE_FAMILIES
+    assert set(classes) <= PIPELINE_FAMILIES
+    assert all(family == cls.model.family for family, cls in classes.items())
     # `models check` reaches every family: through a stage, or through its own call
     assert set(NON_STAGE_CHECKS) == BASELINE_FAMILIES
 

@@ -11,7 +11,7 @@ import pytest
 from pipeline.core import schema
 from pipeline.core.image_io import encode_png
 from pipeline.core.run_dir import RunDir
-from pipeline.postrun import selection
+from pipeline.postrun import selection, selection_rules
 from pipeline.postrun.dedup import (
     HashIndex,
     hamming,
@@ -114,12 +114,12 @@ def selected_run(tmp_path_factory):
 
 
 def test_keep_ratio_per_task_with_at_least_one():
-    assert selection.keep_count(0.05, 40, 3) == 2
-    assert selection.keep_count(0.05, 20, 3) == 1
-    assert selection.keep_count(0.05, 3, 2) == 1  # 0.15 rounds down to 0, but one row qualified
-    assert selection.keep_count(0.05, 3, 0) == 0
-    assert selection.keep_count(0.15, 20, 10) == 3  # 0.15 x 20 is 2.9999999999999996 in floating point
-    assert selection.keep_count(0.5, 40, 3) == 3
+    assert selection_rules.keep_count(0.05, 40, 3) == 2
+    assert selection_rules.keep_count(0.05, 20, 3) == 1
+    assert selection_rules.keep_count(0.05, 3, 2) == 1  # 0.15 rounds down to 0, but one row qualified
+    assert selection_rules.keep_count(0.05, 3, 0) == 0
+    assert selection_rules.keep_count(0.15, 20, 10) == 3  # 0.15 x 20 is 2.9999999999999996 in floating point
+    assert selection_rules.keep_count(0.5, 40, 3) == 3
 
 
 def test_selected_rows_and_ties_by_sample_id(selected_run):
@@ -181,9 +181,9 @@ def test_instruction_scope_task_groups_the_same_words_on_other_pictures(selected
 def test_gate_score_of_rows_recorded_before_it_existed():
     gates = {"a": {"passed": True, "value": 0.5, "threshold": 1.0, "direction": "at_most"},
              "b": {"passed": True, "value": 3.0, "threshold": 2.0, "direction": "at_least"}}
-    assert selection.gate_score({"gates": gates}) == 0.5
-    assert selection.gate_score({"gates": gates, "gate_score": 0.25}) == 0.25
-    assert selection.gate_score({}) is None
+    assert selection_rules.gate_score({"gates": gates}) == 0.5
+    assert selection_rules.gate_score({"gates": gates, "gate_score": 0.25}) == 0.25
+    assert selection_rules.gate_score({}) is None
 
 
 def test_hq_copies_are_full_rows_marked_selected(selected_run):

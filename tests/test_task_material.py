@@ -109,7 +109,7 @@ def tiny_cfg(tmp_path_factory):
 
 def test_tiny_recipe_feeds_depth_mask_and_material_prompt_to_the_depth_controlnet(tiny_cfg, monkeypatch):
     stages = build_stages(TASK, tiny_cfg)
-    ensure_tiny(tiny_cfg, sorted({f for s in stages for f in getattr(s, "families", ())}), log=lambda m: None)
+    ensure_tiny(tiny_cfg, sorted({f for s in stages for f in s.loads}), log=lambda m: None)
     for stage in stages:
         if stage.uses_model:
             stage.setup()

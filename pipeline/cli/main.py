@@ -1,20 +1,16 @@
-"""Command line: `python -m pipeline run|tasks|status`. Exit 0 on success (error rows are data,
-not failure), 2 on usage or configuration errors, 1 when the run itself fails."""
+"""Command line: `python -m pipeline run|tasks|status|...`. Exit 0 on success (error rows are
+data, not failure), 2 on usage or configuration errors, 1 when the run itself fails. This module
+holds the argument parsers and the dispatch; the commands themselves live in commands_run
+(run, tasks, status, plan), commands_data (sheet, report, select, export, score),
+commands_verify (verify) and models (models)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
+from pipeline.cli import commands_data, commands_run, commands_verify
 from pipeline.cli import models as models_cli
 from pipeline.core import config as config_mod
-from pipeline.core.annotations import AnnotationError
-from pipeline.core.inputs import InputError
-from pipeline.core.task_names import ALIAS_OF, TASK_IDS, UnknownTaskError, parse_tasks
-
-USAGE_ERROR, RUN_FAILED = 2, 1
 
 
 def _add_run(sub) -> None:
@@ -103,231 +99,19 @@ def _add_verify(sub) -> None:
     ve.add_argument("--judge-model")
 
 
-def _run_config(args) -> dict:
-    overrides = [config_mod.parse_set(item) for item in args.set]
-    flags = {
-        "run": {"tasks": parse_tasks(args.task)},
-        "input": {},
-        "ray": {},
-    }
-    if args.input:
-        flags["input"]["path"] = args.input
-    if args.annotations:
-        flags["input"]["annotations"] = args.annotations
-    if args.license:
-        flags["input"]["license"] = args.license
-    if args.out:
-        flags["run"]["out"] = args.out
-    if args.limit is not None:
-        flags["run"]["limit"] = args.limit
-    if args.address:
-        flags["ray"]["address"] = args.address
-    if args.no_progress:
-        flags["run"]["progress"] = False
-    flags.update(judge_flags(args))
-    return config_mod.load_config(args.profile, args.config, [flags, *overrides])
-
-
-def judge_flags(args) -> dict:
-    """`--judge-url/--judge-model` as a config layer: a served (OpenAI-compatible) judge."""
-    if not (args.judge_url or args.judge_model):
-        return {}
-    judge = {"backend": "openai"}
-    if args.judge_url:
-        judge["url"] = args.judge_url
-    if args.judge_model:
-        judge["model"] = args.judge_model
-    return {"judge": judge}
-
-
-def cmd_run(args) -> int:
-    from pipeline.engine.runner import RunConflict, RunFailed, print_summary
-    from pipeline.postrun.finish import run_pipeline
-    from tasks import NotImplementedTask
-
-    try:
-        cfg = _run_config(args)
-        result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr))
-    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    except RunFailed as exc:
-        print(f"run failed: {exc}", file=sys.stderr)
-        return RUN_FAILED
-    print_summary(result)
-    return 0
-
-
-def cmd_tasks(_args) -> int:
-    from tasks import is_implemented
-
-    profiles = config_mod.profiles()
-    print(f"{'task id':26}{'alias':12}implemented for")
-    for task in TASK_IDS:
-        done = [p for p in profiles if is_implemented(task, p)]
-        print(f"{task:26}{ALIAS_OF[task]:12}{', '.join(done) or 'not implemented yet'}")
-    return 0
-
-
-def cmd_status(args) -> int:
-    from pipeline.core.run_dir import RunDir
-    from pipeline.engine.manifest import build_manifest, summary_table
-
-    run = RunDir(Path(args.run_dir))
-    plan = run.read_plan()
-    if plan is None:
-        print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
-        return USAGE_ERROR
-    manifest = build_manifest(run, plan)
-    done = len(plan["shards"]) - len(manifest["pending_shards"])
-    print(f"run {run.root}: profile {plan['profile']}, tasks {', '.join(plan['tasks'])}, config {plan['config_hash']}")
-    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if manifest['complete'] else 'incomplete: rerun to finish'})")
-    print(summary_table(manifest))
-    print(json.dumps({"rows": manifest["rows"]}))
-    return 0
-
-
-def cmd_sheet(args) -> int:
-    from pipeline.postrun.contact_sheet import pick_rows, render
-
-    rows = pick_rows(Path(args.run_dir), args.per_task, None if args.status == "any" else args.status)
-    if not rows:
-        print(f"error: no {args.status} triplets in {args.run_dir}/candidates", file=sys.stderr)
-        return USAGE_ERROR
-    print(render(rows, Path(args.out)))
-    return 0
-
-
-def cmd_plan(args) -> int:
-    from pipeline.engine.gpu_plan import format_plan, plan
-
-    try:
-        cfg = config_mod.load_config(args.profile, overrides=[config_mod.parse_set(s) for s in args.set])
-        tasks = parse_tasks(args.task)
-    except (config_mod.ConfigError, UnknownTaskError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    gpus = args.gpus_per_node or cfg["gpu"]["gpus_per_node"]
-    mem = args.gpu_mem or cfg["gpu"]["gpu_mem_gb"]
-    rows, problems = plan(cfg, tasks, gpus, mem, args.nodes)
-    print(f"profile {args.profile}: {args.nodes} node(s) x {gpus} GPU(s) of {mem:g} GB")
-    print(format_plan(rows))
-    for problem in problems:
-        print(f"does not fit: {problem}", file=sys.stderr)
-    return USAGE_ERROR if problems else 0
-
-
-def cmd_report(args) -> int:
-    from pipeline.postrun.report import write_report
-
-    run = Path(args.run_dir)
-    if not (run / "manifest.json").exists():
-        print(f"error: {run} has no manifest.json: not a finished run folder", file=sys.stderr)
-        return USAGE_ERROR
-    print(write_report(run, Path(args.out) if args.out else None, args.per_task, args.page_size))
-    return 0
-
-
-def cmd_select(args) -> int:
-    import yaml
-
-    from pipeline.postrun.selection import SelectionError, select_run
-
-    run = Path(args.run_dir)
-    if not (run / "config.yaml").exists():
-        print(f"error: {run} is not a run folder (no config.yaml)", file=sys.stderr)
-        return USAGE_ERROR
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
-    try:
-        current = config_mod.load_config(cfg.get("profile"), overrides=[config_mod.parse_set(s) for s in args.set])
-        cfg["select"] = current["select"]
-        result = select_run(run, cfg)
-    except (config_mod.ConfigError, SelectionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    print(json.dumps(result, indent=1))
-    return 0
-
-
-def cmd_score(args) -> int:
-    from pipeline.postrun.score import ScoreError, parse_columns, score_dataset
-
-    overrides = [config_mod.parse_set(s) for s in args.set]
-    overrides.append(judge_flags(args))
-    try:
-        cfg = config_mod.load_config(args.profile, overrides=overrides)
-        task = parse_tasks(args.task)[0] if args.task else None
-        summary = score_dataset(Path(args.input), Path(args.out), cfg, parse_columns(args.columns), task)
-    except (config_mod.ConfigError, UnknownTaskError, ScoreError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    print(json.dumps(summary["rows"]))
-    return 0
-
-
-def cmd_export(args) -> int:
-    from pipeline.postrun.export import ExportError, export_run
-
-    try:
-        result = export_run(
-            Path(args.run_dir), Path(args.to), fmt=args.format, keep_ratio=args.keep_ratio, min_o=args.min_o,
-            per_task=args.per_task, exclude_benchmark=Path(args.exclude_benchmark) if args.exclude_benchmark else None,
-            include_unknown_license=args.include_unknown_license,
-        )
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    print(json.dumps(result, indent=1, default=str))
-    return 0
-
-
-def cmd_verify(args) -> int:
-    from editor.data import DataError
-    from editor.verify import VerifyRequest, run_verify
-
-    flags: dict = {"editor": {"train": {}}}
-    if args.steps is not None:
-        flags["editor"]["train"]["steps"] = args.steps
-    if args.size is not None:
-        flags["editor"]["size"] = args.size
-    if args.folds is not None:
-        flags["editor"]["folds"] = args.folds
-    if args.no_control:
-        flags["editor"]["control"] = False
-    flags.update(judge_flags(args))
-    try:
-        cfg = config_mod.load_config(args.profile, args.config, [*(config_mod.parse_set(s) for s in args.set), flags])
-        check_editor_config(cfg["editor"])
-        tasks = set(parse_tasks(args.task)) if args.task else None
-        run = Path(args.run_dir)
-        request = VerifyRequest(run, Path(args.out) if args.out else run / "verify", args.rows, args.editor, tasks)
-        run_verify(request, cfg, log=lambda msg: print(msg, file=sys.stderr))
-    except (config_mod.ConfigError, UnknownTaskError, DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return USAGE_ERROR
-    return 0
-
-
-def check_editor_config(ecfg: dict) -> None:
-    if ecfg["train"]["steps"] < 1:
-        raise config_mod.ConfigError("editor.train.steps: must be at least 1")
-    if ecfg["size"] < 8:
-        raise config_mod.ConfigError("editor.size: must be at least 8")
-    if ecfg["folds"] < 1:
-        raise config_mod.ConfigError("editor.folds: must be at least 1 (1: one held-out split)")
-    if not 0 < ecfg["held_out"] < 1:
-        raise config_mod.ConfigError("editor.held_out: must be between 0 and 1")
-    if not 0 <= ecfg["train"]["drop_instruction"] < 1:
-        raise config_mod.ConfigError("editor.train.drop_instruction: must be in [0, 1)")
-    if ecfg["guidance"] != 1 and ecfg["train"]["drop_instruction"] <= 0:
-        raise config_mod.ConfigError("editor.guidance: guiding needs a model that has seen rows without their instruction; "
-                                     "set editor.train.drop_instruction (e.g. 0.1)")
-    if not 0 < ecfg["sample_start_t"] <= 1:
-        raise config_mod.ConfigError("editor.sample_start_t: must be in (0, 1]")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"run": cmd_run, "tasks": cmd_tasks, "status": cmd_status, "sheet": cmd_sheet, "models": models_cli.run, "plan": cmd_plan,
-                "select": cmd_select, "export": cmd_export, "score": cmd_score, "report": cmd_report, "verify": cmd_verify}
+    commands = {
+        "run": commands_run.cmd_run,
+        "tasks": commands_run.cmd_tasks,
+        "status": commands_run.cmd_status,
+        "sheet": commands_data.cmd_sheet,
+        "models": models_cli.run,
+        "plan": commands_run.cmd_plan,
+        "select": commands_data.cmd_select,
+        "export": commands_data.cmd_export,
+        "score": commands_data.cmd_score,
+        "report": commands_data.cmd_report,
+        "verify": commands_verify.cmd_verify,
+    }
     return commands[args.command](args)

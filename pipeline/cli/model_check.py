@@ -12,7 +12,7 @@ import numpy as np
 from pipeline.core import models, schema
 from pipeline.core.image_io import decode_png, encode_png
 from pipeline.engine.stage_runner import run_stage
-from stages.models.factory import LOADS, STAGE_CONFIG, make_stage
+from pipeline.engine.gpu_plan import model_stage_classes
 from stages.models.tiny import ensure_tiny
 
 
@@ -60,7 +60,7 @@ def timed_check(family: str, call: Callable[[], str | None]) -> CheckResult:
 
 def check_family(family: str, cfg: dict[str, Any], size: int) -> CheckResult:
     def through_stage() -> str | None:
-        stage = make_stage(family, cfg, None)
+        stage = model_stage_classes()[family].from_config(cfg, None)
         stage.setup()
         out = run_stage(stage, [smoke_row(size)])
         bad = [r for r in out if r["status"] == schema.ERROR]  # a gate's verdict is fine; a failure is not
@@ -94,9 +94,9 @@ def check_profile(cfg: dict[str, Any], log=print) -> list[CheckResult]:
     size = 64 if cfg["models"]["source"] == "tiny" else 512
     ensure_tiny(cfg, list(models.registry()), log=log)
     results: dict[str, CheckResult] = {}
-    for family in STAGE_CONFIG:
+    for family, stage_class in model_stage_classes().items():
         result = check_family(family, cfg, size)
-        for loaded in LOADS[family]:
+        for loaded in stage_class.model.loads:
             if loaded not in results or not result.ok:
                 results[loaded] = CheckResult(loaded, result.ok, result.seconds, result.detail)
         log(result_line(result, cfg))

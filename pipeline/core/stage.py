@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 Row = dict[str, Any]
 
@@ -29,6 +29,9 @@ class Stage:
     # rows in these states reach the stage; gates and judges after a task's own gate also see
     # rows that already have a verdict
     accepts: tuple[str, ...] = ("pending",)
+    loads: tuple[str, ...] = ()  # registry families whose weights it loads (tiny twins are built first)
+    # two tasks' stages with equal keys (same model, settings and weights) run as one actor pool
+    share_key: tuple | None = None
 
     def setup(self) -> None:
         pass
@@ -42,3 +45,57 @@ class Stage:
 
     def process_row(self, row: Row) -> Row | list[Row]:
         raise NotImplementedError(f"{type(self).__name__} implements neither process_batch nor process_row")
+
+
+def resources_from(params: dict[str, Any]) -> Resources:
+    """A model stage's size, from its `model_stages.<section>` block."""
+    return Resources(
+        num_cpus=float(params["num_cpus"]),
+        num_gpus=float(params["num_gpus"]),
+        batch_size=int(params["batch_size"]),
+        concurrency=int(params["concurrency"]),
+    )
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    """What a model stage loads and where its settings live, declared once on its class."""
+
+    family: str  # the registry key (configs/models.yaml) it is named for
+    section: str  # `model_stages.<section>` sizes it and holds its settings
+    extra_loads: tuple[str, ...] = ()  # other registry families it loads (a ControlNet's base)
+
+    @property
+    def loads(self) -> tuple[str, ...]:
+        return (*self.extra_loads, self.family)
+
+
+class ModelStage(Stage):
+    """A stage that loads registry weights, run as a fixed-size actor pool. A subclass declares
+    `model` and builds itself from the config with `from_config`: its resources come from the
+    config's section only, its weights from the registry (or the tiny twin, or an override)."""
+
+    uses_model = True
+    model: ClassVar[ModelUse]
+
+    @property
+    def loads(self) -> tuple[str, ...]:  # type: ignore[override]
+        return self.model.loads
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], tasks: tuple[str, ...] | None) -> "ModelStage":
+        from pipeline.core import models
+
+        params = cfg["model_stages"][cls.model.section]
+        refs = {family: models.resolve(cfg, family) for family in cls.model.loads}
+        stage = cls.from_settings(cfg, params, refs, tasks)
+        stage.resources = resources_from(params)
+        stage.share_key = (cls.__qualname__, tuple(sorted(params.items())), tuple(refs[f] for f in cls.model.loads))
+        return stage
+
+    @classmethod
+    def from_settings(
+        cls, cfg: dict[str, Any], params: dict[str, Any], refs: dict[str, tuple[str, str | None]], tasks: tuple[str, ...] | None
+    ) -> "ModelStage":
+        """The stage for these settings; `refs[family]` is (ref, revision) for each family it loads."""
+        raise NotImplementedError(f"{cls.__name__} does not say how it is built from the config")

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.core import models
-from stages.models.factory import LOADS, STAGE_CONFIG
+from filters.model_gates import MODEL_GATES
+from pipeline.core.stage import ModelStage
+from stages.models.factory import MODEL_STAGES
 
 BYTES_PER_PARAM = {"bfloat16": 2, "float16": 2, "float32": 4}
 
@@ -31,18 +33,24 @@ class StagePlan:
         return self.need_gb <= self.have_gb
 
 
+def model_stage_classes() -> dict[str, type[ModelStage]]:
+    """Every model stage a run can place, by the registry family it is named for."""
+    return {**MODEL_STAGES, **MODEL_GATES}
+
+
 def stages_for(tasks: list[str]) -> list[str]:
     entries = models.registry()
-    return [family for family in STAGE_CONFIG if any(t in entries[family].tasks for t in tasks)]
+    return [family for family in model_stage_classes() if any(t in entries[family].tasks for t in tasks)]
 
 
 def plan(cfg: dict[str, Any], tasks: list[str], gpus_per_node: int, gpu_mem_gb: float, nodes: int = 1) -> tuple[list[StagePlan], list[str]]:
     entries = models.registry()
     margin = cfg["gpu"]["activation_margin"]
     rows: list[StagePlan] = []
+    classes = model_stage_classes()
     for family in stages_for(tasks):
-        params = cfg["model_stages"][STAGE_CONFIG[family]]
-        loads = LOADS[family]
+        params = cfg["model_stages"][classes[family].model.section]
+        loads = list(classes[family].model.loads)
         weights = sum(entries[f].params_b * BYTES_PER_PARAM[entries[f].dtype] for f in loads)
         activations = entries[family].activation_gb * params["batch_size"]
         gpus = float(params["num_gpus"])
@@ -59,7 +67,7 @@ def plan(cfg: dict[str, Any], tasks: list[str], gpus_per_node: int, gpu_mem_gb: 
         elif not row.fits:
             problems.append(
                 f"{row.family}: needs {row.need_gb} GB per actor but {row.gpus_per_actor:g} of a {gpu_mem_gb:g} GB GPU "
-                f"gives {row.have_gb} GB; raise model_stages.{STAGE_CONFIG[row.family]}.num_gpus or lower its batch_size"
+                f"gives {row.have_gb} GB; raise model_stages.{classes[row.family].model.section}.num_gpus or lower its batch_size"
             )
         if row.gpus_per_actor > 1 and row.gpus_per_actor > gpus_per_node:
             problems.append(f"{row.family}: one actor needs {row.gpus_per_actor:g} GPUs, a node has {gpus_per_node}")

@@ -1,20 +1,20 @@
 """Turns the stages into one streaming Ray Data plan over every pending shard.
 
-read shards -> decode -> one row per task -> each task's stages -> shard writer (one actor)
+read shards -> the run's stage list (decode, split by task, recipes, gates, judge, shard writer)
 The driver only iterates the writer's small progress rows; it never holds the data."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pyarrow as pa
 
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir
 from pipeline.core.stage import Row, Stage
-from pipeline.core.task_names import VIDEO_TASKS
 from pipeline.engine.shard_writer import PROGRESS_SCHEMA, ShardWriter
+from pipeline.engine.stage_list import SplitByTask, WriteShards
 from pipeline.engine.stage_runner import run_stage
 
 
@@ -33,25 +33,6 @@ def start_rows(run_root: str, shard: int) -> list[Row]:
             }
         )
     return rows
-
-
-def split_by_task(rows: Iterable[Row], tasks: list[str]) -> list[Row]:
-    """Each input becomes one unit per task; the shard writer counts units."""
-    out = []
-    for row in rows:
-        record = schema.loads(row["_input"])
-        for task in tasks:
-            unit = dict(row)
-            unit["task"] = task
-            unit["_unit"] = f"{row['_shard']}:{record['index']}:{task}"
-            unit["_unit_rows"] = 1
-            unit["sample_id"] = schema.sample_id(row.get("source_sha256") or "", record["key"], task, -1)
-            is_video = record.get("kind") == "video"
-            if unit["status"] == schema.PENDING and is_video != (task in VIDEO_TASKS):
-                unit["status"] = schema.SKIPPED
-                unit["reason"] = f"{task} takes {'videos' if task in VIDEO_TASKS else 'still images'}, this input is {'a video' if is_video else 'an image'}"
-            out.append(unit)
-    return out
 
 
 def _table_fn(step: Callable[[list[Row]], list[Row]]) -> Callable[[pa.Table], pa.Table]:
@@ -120,8 +101,10 @@ def apply_stage(ds, stage: Stage, default_batch: int):
     )
 
 
-def build_dataset(run_root: str, shards: list[int], units_per_shard: dict[int, int], tasks: list[str], decode: Stage, task_stages: list[Stage], cfg: dict[str, Any]):
+def build_dataset(run_root: str, shards: list[int], units_per_shard: dict[int, int], stages: list[Stage], cfg: dict[str, Any]):
+    """`stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last."""
     import ray.data
+
     from ray.data import ActorPoolStrategy
 
     batch = cfg["run"]["batch_size"]
@@ -132,21 +115,20 @@ def build_dataset(run_root: str, shards: list[int], units_per_shard: dict[int, i
         batch_size=1,
         num_cpus=0.1,
     )
-    decode_step = _LazySetup(decode)
-    ds = ds.map_batches(
-        _table_fn(lambda rows: split_by_task(decode_step(rows), tasks)),
-        batch_format="pyarrow",
-        batch_size=decode.resources.batch_size,
-        num_cpus=decode.resources.num_cpus,
-    )
-    for stage in task_stages:
-        ds = apply_stage(ds, stage, batch)
-    return ds.map_batches(
-        WriterActor,
-        fn_constructor_args=(run_root, units_per_shard),
-        batch_format="pyarrow",
-        batch_size=None,
-        num_cpus=cfg["ray"]["writer_cpus"],
-        # one writer sees every row of a shard; shards commit as soon as they are whole
-        compute=ActorPoolStrategy(size=1),
-    )
+    for stage in stages:
+        if isinstance(stage, SplitByTask):
+            # it makes the units that the runner's per-unit bookkeeping starts from, so it runs bare
+            ds = ds.map_batches(_table_fn(stage.process_batch), batch_format="pyarrow", batch_size=stage.resources.batch_size, num_cpus=stage.resources.num_cpus)
+        elif isinstance(stage, WriteShards):
+            ds = ds.map_batches(
+                WriterActor,
+                fn_constructor_args=(run_root, units_per_shard),
+                batch_format="pyarrow",
+                batch_size=None,
+                num_cpus=stage.resources.num_cpus,
+                # one writer sees every row of a shard; shards commit as soon as they are whole
+                compute=ActorPoolStrategy(size=1),
+            )
+        else:
+            ds = apply_stage(ds, stage, batch)
+    return ds

@@ -20,15 +20,25 @@ QUIET_ENV = {
 }
 # A single-node Ray otherwise takes the machine's external address and listens on 0.0.0.0.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+# Recent Ray (2.60) turns token auth on for each new local Ray and warns unless RAY_AUTH_MODE is set
+# (ray/_private/authentication/authentication_token_setup.py). Setting it to "token" is safe: that
+# is Ray's own default, so the warning goes and other local users stay shut out of the loopback ports.
+EMBEDDED_AUTH_ENV = {"RAY_AUTH_MODE": "token"}
 
+
+def environment_for(address: str | None) -> dict[str, str]:
+    """The variables set (where not already set) before Ray starts; a user's cluster (`address`)
+    gets only the quiet ones, its network and auth settings are the user's."""
+    env = dict(QUIET_ENV)
+    if not address:
+        env.update(LOOPBACK_ENV)
+        env.update(EMBEDDED_AUTH_ENV)
+    return env
 
 
 def prepare_environment(address: str | None) -> None:
     """Ray reads these when it is imported, so they must be set before the first `import ray`."""
-    env = dict(QUIET_ENV)
-    if not address:
-        env.update(LOOPBACK_ENV)
-    for key, value in env.items():
+    for key, value in environment_for(address).items():
         os.environ.setdefault(key, value)
     ray = sys.modules.get("ray")
     if ray is not None and not address and not ray.is_initialized():
@@ -39,6 +49,18 @@ def prepare_environment(address: str | None) -> None:
                 "Ray was imported before its loopback setting was made; set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
                 "in the environment, or import pipeline.ray_runtime first"
             )
+        _reload_auth_mode()
+
+
+def _reload_auth_mode() -> None:
+    """Ray caches RAY_AUTH_MODE when imported; if that was before we set it, the driver would send
+    no token to a GCS that wants one. Re-read it as Ray's own _enable_token_auth does."""
+    try:
+        from ray._raylet import AuthenticationMode, Config, get_authentication_mode
+    except ImportError:  # a Ray without token auth ignores RAY_AUTH_MODE
+        return
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" and get_authentication_mode() != AuthenticationMode.TOKEN:
+        Config.initialize("")
 
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> dict[str, Any]:

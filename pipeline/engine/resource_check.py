@@ -4,17 +4,21 @@ cannot be placed makes a streaming plan wait for ever instead of failing."""
 from __future__ import annotations
 
 from pipeline.core.stage import Stage
+from pipeline.engine.stage_list import WriteShards
 
 
 class NotEnoughResources(RuntimeError):
     pass
 
 
-def check_fits(stages: list[Stage], writer_cpus: float, cluster: dict[str, float]) -> None:
+def check_fits(stages: list[Stage], cluster: dict[str, float]) -> None:
+    """`stages` is the run's whole list: model stages and the shard writer hold actor pools,
+    the rest run as tasks."""
+    writer_cpus = sum(s.resources.num_cpus for s in stages if isinstance(s, WriteShards))
     pools = [s for s in stages if s.uses_model]
     cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in pools) + writer_cpus
     # the light stages run as tasks and need room for at least one of them
-    task_cpus = max((s.resources.num_cpus for s in stages if not s.uses_model), default=0.25)
+    task_cpus = max((s.resources.num_cpus for s in stages if not s.uses_model and not isinstance(s, WriteShards)), default=0.25)
     gpus = sum(s.resources.num_gpus * s.resources.concurrency for s in pools)
     have_cpus, have_gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
     if cpus + task_cpus > have_cpus:

@@ -17,11 +17,8 @@ from pipeline.core.run_dir import RunDir, atomic_write
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
 from pipeline.engine.resource_check import NotEnoughResources, check_fits
-from pipeline.engine.stage_merge import merge_task_stages
-from stages.decode import DecodeLimits
-from stages.decode_stage import DecodeStage
+from pipeline.engine.stage_list import build_stage_list
 from stages.models.tiny import ensure_tiny
-from tasks import build_stages
 
 
 class RunConflict(ValueError):
@@ -72,31 +69,9 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="input", desc="inputs x tasks", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
-def filter_stages(cfg: dict[str, Any]) -> list:
-    """What every task's rows go through after their own gates: the common gates (sanity,
-    alignment, sharpness and noise, sameness), then the judge (or, without one, the note that
-    ranking uses the gate score)."""
-    from filters.common_gates import CommonGatesStage
-    from filters.judge_stage import make_judge_stage
-
-    try:
-        judge = make_judge_stage(cfg)
-    except ValueError as exc:
-        raise config_mod.ConfigError(str(exc)) from None
-    if cfg["judge"]["backend"] == "qwen" and not cfg["judge"]["model"]:
-        judge.families = ("qwen2_5_vl",)  # the tiny profile builds its twin first
-    model_gates = []
-    if cfg["profile"] != "cpu":  # the seed's profiles add the model-based gates the peers rely on
-        from stages.models.factory import make_stage
-
-        model_gates = [make_stage("dinov2", cfg, None), make_stage("clip", cfg, None)]
-    return [CommonGatesStage.from_config(cfg), *model_gates, judge]
-
-
 def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
     """Tiny twins are built here, once, before any actor wants them."""
-    families = sorted({f for stage in stages for f in getattr(stage, "families", ())})
-    ensure_tiny(cfg, families, log=log)
+    ensure_tiny(cfg, sorted({family for stage in stages for family in stage.loads}), log=log)
 
 
 def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) -> RunResult:
@@ -105,10 +80,8 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
     chain of their own. The post-run phases (selection, report) are `pipeline.postrun.finish`."""
     t0 = time.perf_counter()
     tasks = cfg["run"]["tasks"]
-    if task_stages is None:
-        task_stages = merge_task_stages([build_stages(task, cfg) for task in tasks])  # fails fast if a task is missing
-    task_stages = task_stages + filter_stages(cfg)
-    ensure_models(cfg, task_stages, log)
+    stages = build_stage_list(cfg, task_stages)
+    ensure_models(cfg, stages, log)
     run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
     plan = _plan(run, cfg, log)
     pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
@@ -123,13 +96,12 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
         import ray
 
         try:
-            check_fits(task_stages, cfg["ray"]["writer_cpus"], ray.cluster_resources())
+            check_fits(stages, ray.cluster_resources())
         except NotEnoughResources as exc:
             raise RunFailed(str(exc)) from None
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
         units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
-        decode = DecodeStage(DecodeLimits(**cfg["decode"]))
-        ds = build_dataset(str(run.root), sorted(units), units, tasks, decode, task_stages, cfg)
+        ds = build_dataset(str(run.root), sorted(units), units, stages, cfg)
         committed = 0
         with _progress_bar(sum(units.values()), cfg["run"]["progress"]) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):

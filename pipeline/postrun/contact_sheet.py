@@ -10,17 +10,12 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
-CJK_FONTS = [
-    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),  # face 2: Simplified Chinese
-    ("/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc", 2),
-]
+from pipeline.core.fonts import cjk_font as _cjk_font
 
 
-def cjk_font(size: int) -> ImageFont.ImageFont:
-    for path, index in CJK_FONTS:
-        if Path(path).exists():
-            return ImageFont.truetype(path, size, index=index)
-    return ImageFont.load_default(size)  # no CJK glyphs: Chinese shows as boxes
+def cjk_font(size: int) -> ImageFont.FreeTypeFont:
+    """Noto Sans CJK SC regular, from its pip package (pipeline/core/fonts.py)."""
+    return _cjk_font("regular", size)
 
 
 def _image(value: dict[str, Any] | None) -> Image.Image | None:

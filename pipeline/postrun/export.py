@@ -24,9 +24,9 @@ from pipeline.postrun.selection import (
     default_settings,
     done_file,
     hq_dir,
-    keep_count,
     selection_file,
 )
+from pipeline.postrun.selection_rules import keep_count
 
 FORMATS = ("parquet", "webdataset")
 UNKNOWN_LICENSES = ("", "unknown", "none", "null", "n/a", "unspecified")

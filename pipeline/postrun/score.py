@@ -15,13 +15,13 @@ import pyarrow.parquet as pq
 from filters.common_gates import CommonGatesStage
 from filters.gate_stage import GateStage
 from filters.hue import rgb_hue
-from filters.judge_stage import make_judge_stage
+from filters.judge.stage import make_judge_stage
 from pipeline.core import schema
 from pipeline.core.run_dir import atomic_write
 from pipeline.core.task_names import ALIASES, TASK_IDS
 from pipeline.engine.stage_runner import run_stage
 from stages.vocabulary import COLORS
-from tasks import build_stages
+from tasks import task_gate
 
 DEFAULT_COLUMNS = {"src": "source_image", "tgt": "target_image", "instruction": "instruction_en", "mask": "mask", "task": "task"}
 
@@ -120,7 +120,7 @@ def input_rows(files: list[Path], columns: dict[str, str], default_task: str | N
 
 
 def _task_gates(task: str, cfg: dict[str, Any]) -> list[GateStage]:
-    return [stage for stage in build_stages(task, cfg) if isinstance(stage, GateStage)]
+    return [task_gate(task, cfg)]
 
 
 def _run_task_gates(rows: list[dict], gates_by_task: dict[str, list[GateStage]]) -> None:

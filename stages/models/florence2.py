@@ -17,7 +17,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from pipeline.core.image_io import decode_png
 from pipeline.core.rows import record_fallback, record_stage, update_work, work
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.torch_device import LoadedModel, dtype_name, load_model
 
 OD = "<OD>"
@@ -136,28 +136,32 @@ class _Query:
         return self.task + (self.phrase or "")
 
 
-class Florence2Stage(Stage):
+class Florence2Stage(ModelStage):
     """What every Florence-2 stage shares: the model loaded once, prompts run in micro-batches."""
 
-    uses_model = True
+    model = ModelUse("florence2", "florence2")
 
     def __init__(
         self,
         model_ref: str,
         tasks: tuple[str, ...],
         revision: str | None = None,
-        batch_size: int = 4,
-        num_gpus: float = 0.25,
         max_new_tokens: int = 1024,
         num_beams: int = 3,
+        resources: Resources | None = None,
     ):
         self.model_ref = model_ref
         self.tasks = tasks
         self.revision = revision
-        self.resources = Resources(num_gpus=num_gpus, batch_size=batch_size)
+        self.resources = resources or self.resources
         self.max_new_tokens = max_new_tokens
         self.num_beams = num_beams
         self.florence: Florence2 | None = None
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["florence2"]
+        return cls(ref, tasks, revision, max_new_tokens=params["max_new_tokens"], num_beams=params["num_beams"])
 
     def setup(self) -> None:
         self.florence = load_florence2(self.model_ref, self.revision)

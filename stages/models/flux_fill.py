@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core.rows import record_stage
-from pipeline.core.stage import Row
+from pipeline.core.stage import ModelUse, Resources, Row
 from stages.diffusion_common import (
     DiffusionEditStage,
     dilate,
@@ -27,6 +27,7 @@ from stages.models.torch_device import device_and_dtype
 
 class FluxFillStage(DiffusionEditStage):
     name = "flux_fill"
+    model = ModelUse("flux_fill", "flux_fill")
 
     def __init__(
         self,
@@ -40,11 +41,19 @@ class FluxFillStage(DiffusionEditStage):
         mask_dilate_px: int = 8,
         feather_px: int = 4,
         max_sequence_length: int = 512,
-        batch_size: int = 2,
+        resources: Resources | None = None,
     ):
-        super().__init__(tasks, revision, steps, guidance, resolution, base_seed, feather_px, max_sequence_length, batch_size)
+        super().__init__(tasks, revision, steps, guidance, resolution, base_seed, feather_px, max_sequence_length, resources)
         self.model_ref = str(model_ref)
         self.mask_dilate_px = mask_dilate_px
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["flux_fill"]
+        return cls(
+            ref, tasks, revision, steps=params["steps"], guidance=params["guidance"], resolution=params["resolution"],
+            base_seed=cfg["run"]["seed"],
+        )
 
     def setup(self) -> None:
         from diffusers import FluxFillPipeline

@@ -15,7 +15,7 @@ import numpy as np
 
 from pipeline.core.image_io import decode_png
 from pipeline.core.rows import record_fallback, record_stage, update_work, work
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.mllm_json import ParsedReply, parse_reply
 from stages.models.torch_device import load_model, model_info
 
@@ -119,13 +119,12 @@ def read_edit_choice(reply: Any, allowed_targets: Sequence[str] | None = None) -
     )
 
 
-class QwenChooseEditStage(Stage):
+class QwenChooseEditStage(ModelStage):
     """Writes `seen_objects` and `edit_choice` ({object, change_to}) into the row's work state,
     or leaves an existing `edit_choice` alone and records a fallback."""
 
     name = "mllm_choose_edit"
-    resources = Resources(num_cpus=0.5, num_gpus=0.5, batch_size=8)
-    uses_model = True
+    model = ModelUse("qwen2_5_vl", "qwen2_5_vl")
 
     def __init__(
         self,
@@ -145,14 +144,18 @@ class QwenChooseEditStage(Stage):
         self.allowed_targets = list(allowed_targets) if allowed_targets is not None else None
         self.max_new_tokens, self.temperature = max_new_tokens, temperature
         self.tasks = tasks
-        if resources is not None:
-            self.resources = resources
+        self.resources = resources or self.resources
         options = f": one of {', '.join(self.allowed_targets)}" if self.allowed_targets else ""
         hint = f" ({target_hint}{options})" if target_hint or options else ""
         self.prompt = CHOICE_PROMPT.format(hint=hint)
         self._options = options
         self._generate = generate
         self._info: dict[str, Any] = {"model": model_ref, "revision": revision}
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["qwen2_5_vl"]
+        return cls(ref, revision, max_new_tokens=params["max_new_tokens"], temperature=params["temperature"], tasks=tasks)
 
     def setup(self) -> None:
         if self._generate is None:

@@ -15,7 +15,7 @@ from transformers import AutoProcessor, Sam2Model
 
 from pipeline.core.image_io import decode_png, encode_png
 from pipeline.core.rows import record_fallback, record_stage, set_blob, work
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.grabcut_mask import clean_mask, ellipse_mask
 from stages.models.torch_device import LoadedModel, dtype_name, load_model
 
@@ -91,33 +91,40 @@ def box_coverage(mask: np.ndarray, box: list[float]) -> float:
     return float(mask[y0:y1, x0:x1].sum()) / max(1.0, w * h)
 
 
-class Sam2MaskStage(Stage):
+class Sam2MaskStage(ModelStage):
     """One mask per selected object, kept as `mask:<i>` scratch on the input's row."""
 
     name = "sam2_mask"
-    uses_model = True
+    model = ModelUse("sam2", "sam2")
 
     def __init__(
         self,
         model_ref: str,
         tasks: tuple[str, ...],
         revision: str | None = None,
-        batch_size: int = 4,
-        num_gpus: float = 0.25,
         min_component: float | None = 0.1,
         dilate_px: int = 0,
         min_box_fraction: float = 0.05,
         mask_threshold: float = 0.0,
+        resources: Resources | None = None,
     ):
         self.model_ref = model_ref
         self.tasks = tasks
         self.revision = revision
-        self.resources = Resources(num_gpus=num_gpus, batch_size=batch_size)
+        self.resources = resources or self.resources
         self.min_component = min_component
         self.dilate_px = dilate_px
         self.min_box_fraction = min_box_fraction
         self.mask_threshold = mask_threshold
         self.sam: Sam2 | None = None
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["sam2"]
+        return cls(
+            ref, tasks, revision, min_component=params["min_component"], dilate_px=params["dilate_px"],
+            min_box_fraction=params["min_box_fraction"],
+        )
 
     def setup(self) -> None:
         self.sam = load_sam2(self.model_ref, self.revision)

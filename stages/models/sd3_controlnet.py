@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from pipeline.core.rows import record_stage
-from pipeline.core.stage import Row
+from pipeline.core.stage import ModelUse, Resources, Row
 from stages.diffusion_common import (
     DiffusionEditStage,
     edit_prompt,
@@ -73,11 +73,11 @@ class SD3ControlNetStage(DiffusionEditStage):
         canny_high: int = 200,
         negative_prompt: str = "",
         max_sequence_length: int = 256,
-        batch_size: int = 2,
+        resources: Resources | None = None,
     ):
         if control not in CONTROLS:
             raise ValueError(f"control must be one of {CONTROLS}, not {control!r}")
-        super().__init__(tasks, revision, steps, guidance, resolution, base_seed, feather_px, max_sequence_length, batch_size)
+        super().__init__(tasks, revision, steps, guidance, resolution, base_seed, feather_px, max_sequence_length, resources)
         self.base_ref = str(base_ref)
         self.controlnet_ref = str(controlnet_ref)
         self.control = control
@@ -155,3 +155,30 @@ class SD3ControlNetStage(DiffusionEditStage):
                 **self.generation_record(item, size),
             )
         return rows
+
+
+class _ControlNetFromConfig(SD3ControlNetStage):
+    """SD3.5 Large with one ControlNet, built from `model_stages.sd3_controlnet`; the subclass
+    names which control, so a depth and a canny stage are separate pools."""
+
+    control_kind = ""
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        base_ref, base_revision = refs["sd3_5"]
+        ref, revision = refs[cls.model.family]
+        return cls(
+            base_ref, ref, cls.control_kind, tasks, base_revision, revision, steps=params["steps"],
+            guidance=params["guidance"], conditioning_scale=params["conditioning_scale"],
+            resolution=params["resolution"], base_seed=cfg["run"]["seed"],
+        )
+
+
+class SD3DepthControlNetStage(_ControlNetFromConfig):
+    model = ModelUse("controlnet_depth", "sd3_controlnet", extra_loads=("sd3_5",))
+    control_kind = "depth"
+
+
+class SD3CannyControlNetStage(_ControlNetFromConfig):
+    model = ModelUse("controlnet_canny", "sd3_controlnet", extra_loads=("sd3_5",))
+    control_kind = "canny"

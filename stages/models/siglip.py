@@ -14,7 +14,7 @@ import numpy as np
 
 from pipeline.core.image_io import decode_png
 from pipeline.core.rows import record_stage, update_work
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.torch_device import load_model, model_info
 
 DEFAULT_VOCABULARY = pathlib.Path(__file__).resolve().parents[2] / "configs" / "tag_vocabulary.txt"
@@ -106,12 +106,11 @@ class SiglipTagger:
         return model_info(self.model_ref, self.revision, self.model, self.dtype)
 
 
-class SiglipTagStage(Stage):
+class SiglipTagStage(ModelStage):
     """Writes `tags` ([{label, score}], best first) into the row's work state."""
 
     name = "tags"
-    resources = Resources(num_cpus=0.25, num_gpus=0.1, batch_size=32)
-    uses_model = True
+    model = ModelUse("siglip", "siglip")
 
     def __init__(
         self,
@@ -128,9 +127,13 @@ class SiglipTagStage(Stage):
         self.vocabulary_path = pathlib.Path(vocabulary_path)
         self.threshold, self.max_tags = threshold, max_tags
         self.tasks = tasks
-        if resources is not None:
-            self.resources = resources
+        self.resources = resources or self.resources
         self.tagger: Tagger | None = None
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["siglip"]
+        return cls(ref, threshold=params["threshold"], max_tags=params["max_tags"], revision=revision, tasks=tasks)
 
     def setup(self) -> None:
         self.tagger = self.load_tagger()

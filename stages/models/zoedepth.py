@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.core.image_io import decode_png
 from pipeline.core.rows import blob, record_stage, set_blob, update_work, work
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.torch_device import dtype_name, load_model
 
 DEPTH_BLOB = "depth"
@@ -51,15 +51,20 @@ def read_depth(row: Row) -> np.ndarray | None:
     return decode_depth_png16(data, work(row)["depth_metres_per_unit"])
 
 
-class ZoeDepthStage(Stage):
+class ZoeDepthStage(ModelStage):
     name = "zoedepth"
-    uses_model = True
+    model = ModelUse("zoedepth", "zoedepth")
 
-    def __init__(self, model_ref: str, tasks: tuple[str, ...] | None, revision: str | None = None, num_gpus: float = 0.25, batch_size: int = 8):
+    def __init__(self, model_ref: str, tasks: tuple[str, ...] | None, revision: str | None = None, resources: Resources | None = None):
         self.model_ref = str(model_ref)
         self.revision = revision
         self.tasks = tasks
-        self.resources = Resources(num_cpus=0.25, num_gpus=num_gpus, batch_size=batch_size)
+        self.resources = resources or self.resources
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["zoedepth"]
+        return cls(ref, tasks, revision)
 
     def setup(self) -> None:
         from transformers import AutoImageProcessor, ZoeDepthForDepthEstimation

@@ -178,6 +178,11 @@ def describe_addition(obj: dict, objects: list[dict], size: tuple[int, int]) -> 
     return {"placement": placement, "slots_en": slots_en, "slots_zh": slots_zh}
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return AddGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     """The removal chain on this task's rows, then the swap, then an instruction and gates that
     read the swapped pair."""
@@ -186,5 +191,5 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
         *removal_stages(TASK, cfg, describe_addition),
         SwapSourceTargetStage(only),
         TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH),
-        AddGateStage(only, cfg["tasks"][TASK]["gate"]),
+        gate(cfg),
     ]

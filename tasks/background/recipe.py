@@ -123,13 +123,18 @@ class BackgroundProposeStage(Stage):
         return out
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return BackgroundGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     task_cfg = cfg["tasks"][TASK]
     only = (TASK,)
     never_subject = task_cfg["skip_labels"] + task_cfg["scenery_labels"]
     select = SelectObjectsStage(only, 1, task_cfg["min_object_fraction"], task_cfg["max_object_fraction"], never_subject)
     group = SubjectGroupStage(only, task_cfg["part_min_inside"], task_cfg["scenery_labels"])
-    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), BackgroundGateStage(only, task_cfg["gate"])]
+    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), gate(cfg)]
     if cfg["profile"] == "cpu":
         return [
             select,

@@ -96,6 +96,11 @@ class ColorProposeStage(Stage):
         return out
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return ColorGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     """cpu: annotations -> GrabCut -> Lab recolouring. tiny and gpu (the seed's chain):
     Florence-2 grounding -> SAM-2 -> ZoeDepth -> SD3.5 depth ControlNet, pasted inside the mask."""
@@ -103,7 +108,7 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     only = (TASK,)
     objects = object_mask_stages(cfg, TASK)
     propose = ColorProposeStage(task_cfg["palette"], task_cfg["colors_per_object"], task_cfg["hue_exclusion_deg"], cfg["run"]["seed"])
-    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), ColorGateStage(only, task_cfg["gate"])]
+    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), gate(cfg)]
     if cfg["profile"] == "cpu":
         return [*objects, propose, LabRecolorStage(only, task_cfg["lightness_shift"], task_cfg["feather_px"]), *finish]
     from stages.models.factory import make_stage

@@ -95,11 +95,16 @@ class MaterialProposeStage(Stage):
         return out
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return MaterialGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     task_cfg = cfg["tasks"][TASK]
     only = (TASK,)
     objects = object_mask_stages(cfg, TASK)
-    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), MaterialGateStage(only, task_cfg["gate"])]
+    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), gate(cfg)]
     seed = cfg["run"]["seed"]
     if cfg["profile"] == "cpu":
         return [

@@ -16,7 +16,7 @@ import numpy as np
 from pipeline.core import schema
 from pipeline.core.image_io import decode_png
 from pipeline.core.rows import record_fallback, record_stage
-from pipeline.core.stage import Resources, Row, Stage
+from pipeline.core.stage import ModelStage, ModelUse, Row
 from stages.models.mllm_json import ParsedReply, parse_reply
 from stages.models.qwen2_5_vl import GenerateFn, QwenVL, reply_text
 from tasks.motion.direction import opposite
@@ -93,12 +93,13 @@ def describe_prompt(edit: dict) -> str:
     return DESCRIBE_PROMPT.format(seconds=edit["seconds_apart"], hint=hint)
 
 
-class MotionDescribeStage(Stage):
-    """Replaces the row's template instructions with the model's, when its reply is usable."""
+class MotionDescribeStage(ModelStage):
+    """Replaces the row's template instructions with the model's, when its reply is usable. It
+    loads the same Qwen2.5-VL as the choose-an-edit stage but asks another question of two
+    frames, so it is a pool of its own."""
 
     name = "mllm_describe_motion"
-    resources = Resources(num_cpus=0.5, num_gpus=0.5, batch_size=4)
-    uses_model = True
+    model = ModelUse("qwen2_5_vl", "qwen2_5_vl")
 
     def __init__(
         self,
@@ -114,6 +115,11 @@ class MotionDescribeStage(Stage):
         self.tasks = tasks
         self._generate = generate
         self._info: dict[str, Any] = {"model": model_ref, "revision": revision}
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["qwen2_5_vl"]
+        return cls(ref, revision, max_new_tokens=params["max_new_tokens"], temperature=params["temperature"], tasks=tasks)
 
     def setup(self) -> None:
         if self._generate is None:

@@ -195,15 +195,13 @@ class MotionProposeStage(Stage):
 
 
 def describe_stage(cfg: dict[str, Any], only: tuple[str, ...]) -> Stage:
-    """Qwen2.5-VL wording the change, loaded and sized as make_stage loads the family: its
-    choose-an-edit stage reads one image and answers another question, so this one is its own."""
-    from pipeline.core import models
-    from stages.models.factory import attach
+    """Qwen2.5-VL wording the change, loaded and sized as the choose-an-edit stage."""
+    return MotionDescribeStage.from_config(cfg, only)
 
-    params = cfg["model_stages"]["qwen2_5_vl"]
-    ref, revision = models.resolve(cfg, "qwen2_5_vl")
-    stage = MotionDescribeStage(ref, revision, max_new_tokens=params["max_new_tokens"], temperature=params["temperature"], tasks=only)
-    return attach(stage, "qwen2_5_vl", cfg, variant="describe_motion")
+
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return MotionGateStage((TASK,), cfg["tasks"][TASK]["gate"])
 
 
 def build(cfg: dict[str, Any]) -> list[Stage]:
@@ -220,5 +218,5 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     ]
     if cfg["profile"] != "cpu":
         stages.append(describe_stage(cfg, only))
-    stages.append(MotionGateStage(only, task_cfg["gate"]))
+    stages.append(gate(cfg))
     return stages

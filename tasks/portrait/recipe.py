@@ -130,6 +130,11 @@ class PortraitProposeStage(Stage):
         return out
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return PortraitGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     """cpu: Haar faces -> skin -> classical retouch. tiny and gpu: Florence-2 "face" grounding ->
     skin -> Flux-Fill refinement of the skin -> classical retouch on top."""
@@ -140,7 +145,7 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     gpu = cfg["profile"] != "cpu"
     find = FaceFindStage(only, "florence2" if gpu else "haar", faces["max_faces"], faces["min_face_fraction"], faces["min_skin_fraction"], faces["min_neighbors"])
     propose = PortraitProposeStage(task_cfg["recipes"], task_cfg["recipes_per_face"], retouch["slim"], task_cfg["min_skin_share"], cfg["run"]["seed"])
-    finish = [PortraitRetouchStage(only, retouch), TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), PortraitGateStage(only, task_cfg["gate"])]
+    finish = [PortraitRetouchStage(only, retouch), TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), gate(cfg)]
     if not gpu:
         return [find, PortraitSkinStage(only), propose, *finish]
     from stages.models.factory import make_stage

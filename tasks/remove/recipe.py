@@ -161,10 +161,15 @@ def removal_stages(task: str, cfg: dict[str, Any], describe: Describe) -> list[S
     return [*objects, propose, make_stage("flux_fill", cfg, only)]
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return RemoveGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     only = (TASK,)
     return [
         *removal_stages(TASK, cfg, describe_removal),
         TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH),
-        RemoveGateStage(only, cfg["tasks"][TASK]["gate"]),
+        gate(cfg),
     ]

@@ -170,11 +170,16 @@ class ReplaceProposeStage(Stage):
         return [(mask_png, edit, None)]
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return ReplaceGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     task_cfg = cfg["tasks"][TASK]
     only = (TASK,)
     fractions = (task_cfg["min_object_fraction"], task_cfg["max_object_fraction"])
-    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), ReplaceGateStage(only, task_cfg["gate"])]
+    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), gate(cfg)]
     if cfg["profile"] == "cpu":
         grabcut = cfg["stages"]["grabcut"]
         donors = task_cfg["donors"]

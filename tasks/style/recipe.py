@@ -80,10 +80,15 @@ class StyleProposeStage(Stage):
         return out
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return StyleGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     task_cfg = cfg["tasks"][TASK]
     only = (TASK,)
-    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), StyleGateStage(only, task_cfg["gate"])]
+    finish = [TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH), gate(cfg)]
     seed = cfg["run"]["seed"]
     if cfg["profile"] == "cpu":
         propose = StyleProposeStage(task_cfg["classical_styles"], task_cfg["styles_per_image"], seed, set(RENDERERS))

@@ -145,15 +145,16 @@ class TextProposeStage(Stage):
 
 
 def florence2_ocr_stage(cfg: dict[str, Any], tasks: tuple[str, ...]) -> Stage:
-    """Florence-2 reading text, sized and sourced like the grounding stage that make_stage builds."""
-    from pipeline.core import models
-    from stages.models.factory import attach
+    """Florence-2 reading text, sized and sourced like the grounding stage (its own pool: it
+    asks the model another question)."""
     from tasks.text.ocr_florence2 import Florence2OcrStage
 
-    params = cfg["model_stages"]["florence2"]
-    ref, revision = models.resolve(cfg, "florence2")
-    stage = Florence2OcrStage(ref, tasks, revision, max_new_tokens=params["max_new_tokens"], num_beams=params["num_beams"])
-    return attach(stage, "florence2", cfg, variant="ocr")
+    return Florence2OcrStage.from_config(cfg, tasks)
+
+
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain; `score` runs it on rows made elsewhere too."""
+    return TextGateStage((TASK,), cfg["tasks"][TASK]["gate"])
 
 
 def build(cfg: dict[str, Any]) -> list[Stage]:
@@ -169,7 +170,7 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     finish = [
         TextRenderStage(only, task_cfg["feather_px"]),
         TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH),
-        TextGateStage(only, task_cfg["gate"]),
+        gate(cfg),
     ]
     if cfg["profile"] == "cpu":
         from stages.ocr_rapid import RapidOcrStage

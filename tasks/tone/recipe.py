@@ -109,6 +109,12 @@ class ToneProposeStage(Stage):
         return out
 
 
+def gate(cfg: dict[str, Any]) -> Stage:
+    """This task's own check, last in its chain (every backend's rows); `score` runs it on rows
+    made elsewhere too. The generator's chain also runs it early on the classical rows alone."""
+    return ToneGateStage((TASK,), cfg["tasks"][TASK]["gate"])
+
+
 def build(cfg: dict[str, Any]) -> list[Stage]:
     task_cfg = cfg["tasks"][TASK]
     only = (TASK,)
@@ -116,7 +122,7 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
     instruct = TemplateInstructionStage(only, TEMPLATES_EN, TEMPLATES_ZH)
     seed = cfg["run"]["seed"]
     if cfg["profile"] == "cpu":
-        return [ToneProposeStage(groups, seed, CLASSICAL_TONE_EDITS), ToneRenderStage(only), instruct, ToneGateStage(only, task_cfg["gate"])]
+        return [ToneProposeStage(groups, seed, CLASSICAL_TONE_EDITS), ToneRenderStage(only), instruct, gate(cfg)]
     from stages.models.factory import make_stage
 
     groups.append((task_cfg["scenes"], task_cfg["scenes_per_image"]))
@@ -126,5 +132,5 @@ def build(cfg: dict[str, Any]) -> list[Stage]:
         instruct,
         ToneGateStage(only, task_cfg["gate"], backends=(CLASSICAL,)),  # done before the generator
         make_stage("controlnet_canny", cfg, only),
-        ToneGateStage(only, task_cfg["gate"]),
+        gate(cfg),
     ]

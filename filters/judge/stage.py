@@ -1,0 +1,109 @@
+"""The judge as a pipeline stage, and the judge and stage that the resolved config's `judge:`
+block asks for (backend none, qwen or openai)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from filters.judge.backends import OpenAIJudgeBackend, QwenJudgeBackend
+from filters.judge.policy import Judge, judge_rows
+from pipeline.core import schema
+from pipeline.core.rows import record_stage
+from pipeline.core.stage import Resources, Row, Stage
+from stages.models.openai_client import OpenAIChatClient
+
+STAGE_NAME = "judge"
+BACKENDS = ("none", "qwen", "openai")
+QWEN_FAMILY = "qwen2_5_vl"  # the registry family a Qwen judge loads when no judge.model is given
+
+
+class JudgeStage(Stage):
+    """The judge as a pipeline stage. It takes `ok` rows to judge and `rejected` rows to mark
+    unjudged. With Qwen in-process it is a model stage (an actor pool keeps the model loaded);
+    with a served judge it is a light stage whose concurrency lives in the client's thread pool.
+    `loads` names the registry families whose weights it loads from the registry (their tiny
+    twins are built before it runs); a judge given its own model or a server loads none."""
+
+    name = STAGE_NAME
+    accepts = (schema.OK, schema.REJECTED)
+
+    def __init__(
+        self,
+        judge: Judge | None,
+        resources: Resources | None = None,
+        tasks: tuple[str, ...] | None = None,
+        loads: tuple[str, ...] = (),
+    ):
+        self.judge = judge
+        self.tasks = tasks
+        self.loads = tuple(loads)
+        self.uses_model = bool(judge is not None and judge.backend.uses_model)
+        self.resources = resources or Resources(num_cpus=0.25, batch_size=16)
+
+    def setup(self) -> None:
+        if self.judge is not None:
+            self.judge.setup()
+
+    def process_batch(self, rows: list[Row]) -> list[Row]:
+        judge_rows(rows, self.judge)
+        info = {"backend": "none"} if self.judge is None else _provenance(self.judge.settings())
+        for row in rows:
+            record_stage(row, self.name, **info)
+        return rows
+
+
+def _provenance(settings: dict[str, Any]) -> dict[str, Any]:
+    keys = ("backend", "model", "revision", "dtype", "prompt_hash")
+    return {k: settings[k] for k in keys if k in settings}
+
+
+# -- from the config ------------------------------------------------------------------------------
+
+
+def make_judge(cfg: dict[str, Any]) -> Judge | None:
+    """The judge the resolved config asks for (`judge:` block), or None for backend `none`.
+    A Qwen judge with no `judge.model` loads what the profile gives the qwen2_5_vl family (the
+    registry's checkpoint, or the tiny twin on the tiny profile)."""
+    conf = cfg["judge"]
+    backend = conf["backend"]
+    if backend not in BACKENDS:
+        raise ValueError(f"judge.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "none":
+        return None
+    decoding = {"max_new_tokens": int(conf["max_new_tokens"]), "temperature": float(conf["temperature"])}
+    if backend == "openai":
+        if not conf.get("url") or not conf.get("model"):
+            raise ValueError("judge.backend openai needs judge.url (e.g. http://host:8000/v1) and judge.model")
+        client = OpenAIChatClient(
+            base_url=str(conf["url"]),
+            model=str(conf["model"]),
+            api_key_env=str(conf["api_key_env"]),
+            timeout_s=float(conf["timeout_s"]),
+            max_retries=int(conf["retries"]),
+            backoff_s=float(conf["backoff_s"]),
+            max_workers=int(conf["concurrency"]),
+        )
+        return Judge(OpenAIJudgeBackend(client, conf.get("revision"), **decoding))
+    model, revision = conf.get("model"), conf.get("revision")
+    if not model:
+        from pipeline.core import models
+
+        model, revision = models.resolve(cfg, QWEN_FAMILY)
+    return Judge(QwenJudgeBackend(str(model), revision, **decoding))
+
+
+def make_judge_stage(cfg: dict[str, Any]) -> JudgeStage:
+    """The stage for the resolved config, sized by `judge.num_cpus/num_gpus/batch_size` (GPUs only
+    for an in-process model). A Qwen judge with no `judge.model` loads the registry's qwen2_5_vl
+    and says so in `loads`, so the tiny profile builds its twin first."""
+    conf = cfg["judge"]
+    judge = make_judge(cfg)
+    in_process = judge is not None and judge.backend.uses_model
+    resources = Resources(
+        num_cpus=float(conf["num_cpus"]),
+        num_gpus=float(conf["num_gpus"]) if in_process else 0.0,
+        batch_size=int(conf["batch_size"]),
+        concurrency=1,
+    )
+    loads = (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()
+    return JudgeStage(judge, resources, loads=loads)

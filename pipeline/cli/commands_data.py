@@ -1,0 +1,87 @@
+"""The commands over a finished run's candidates, or over any triplet dataset: `sheet`,
+`report`, `select`, `export` and `score`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pipeline.cli.common import USAGE_ERROR, judge_flags
+from pipeline.core import config as config_mod
+from pipeline.core.task_names import UnknownTaskError, parse_tasks
+
+
+def cmd_sheet(args) -> int:
+    from pipeline.postrun.contact_sheet import pick_rows, render
+
+    rows = pick_rows(Path(args.run_dir), args.per_task, None if args.status == "any" else args.status)
+    if not rows:
+        print(f"error: no {args.status} triplets in {args.run_dir}/candidates", file=sys.stderr)
+        return USAGE_ERROR
+    print(render(rows, Path(args.out)))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pipeline.postrun.report import write_report
+
+    run = Path(args.run_dir)
+    if not (run / "manifest.json").exists():
+        print(f"error: {run} has no manifest.json: not a finished run folder", file=sys.stderr)
+        return USAGE_ERROR
+    print(write_report(run, Path(args.out) if args.out else None, args.per_task, args.page_size))
+    return 0
+
+
+def cmd_select(args) -> int:
+    import yaml
+
+    from pipeline.postrun.selection import SelectionError, select_run
+
+    run = Path(args.run_dir)
+    if not (run / "config.yaml").exists():
+        print(f"error: {run} is not a run folder (no config.yaml)", file=sys.stderr)
+        return USAGE_ERROR
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    try:
+        current = config_mod.load_config(cfg.get("profile"), overrides=[config_mod.parse_set(s) for s in args.set])
+        cfg["select"] = current["select"]
+        result = select_run(run, cfg)
+    except (config_mod.ConfigError, SelectionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_score(args) -> int:
+    from pipeline.postrun.score import ScoreError, parse_columns, score_dataset
+
+    overrides = [config_mod.parse_set(s) for s in args.set]
+    overrides.append(judge_flags(args))
+    try:
+        cfg = config_mod.load_config(args.profile, overrides=overrides)
+        task = parse_tasks(args.task)[0] if args.task else None
+        summary = score_dataset(Path(args.input), Path(args.out), cfg, parse_columns(args.columns), task)
+    except (config_mod.ConfigError, UnknownTaskError, ScoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(json.dumps(summary["rows"]))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pipeline.postrun.export import ExportError, export_run
+
+    try:
+        result = export_run(
+            Path(args.run_dir), Path(args.to), fmt=args.format, keep_ratio=args.keep_ratio, min_o=args.min_o,
+            per_task=args.per_task, exclude_benchmark=Path(args.exclude_benchmark) if args.exclude_benchmark else None,
+            include_unknown_license=args.include_unknown_license,
+        )
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    print(json.dumps(result, indent=1, default=str))
+    return 0

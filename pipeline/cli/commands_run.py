@@ -1,0 +1,105 @@
+"""The commands that run the pipeline or look at a run before it finishes: `run`, `tasks`,
+`status` and `plan` (how a profile's model stages fit on GPUs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, judge_flags
+from pipeline.core import config as config_mod
+from pipeline.core.annotations import AnnotationError
+from pipeline.core.inputs import InputError
+from pipeline.core.task_names import ALIAS_OF, TASK_IDS, UnknownTaskError, parse_tasks
+
+
+def _run_config(args) -> dict:
+    overrides = [config_mod.parse_set(item) for item in args.set]
+    flags = {
+        "run": {"tasks": parse_tasks(args.task)},
+        "input": {},
+        "ray": {},
+    }
+    if args.input:
+        flags["input"]["path"] = args.input
+    if args.annotations:
+        flags["input"]["annotations"] = args.annotations
+    if args.license:
+        flags["input"]["license"] = args.license
+    if args.out:
+        flags["run"]["out"] = args.out
+    if args.limit is not None:
+        flags["run"]["limit"] = args.limit
+    if args.address:
+        flags["ray"]["address"] = args.address
+    if args.no_progress:
+        flags["run"]["progress"] = False
+    flags.update(judge_flags(args))
+    return config_mod.load_config(args.profile, args.config, [flags, *overrides])
+
+
+def cmd_run(args) -> int:
+    from pipeline.engine.runner import RunConflict, RunFailed, print_summary
+    from pipeline.postrun.finish import run_pipeline
+    from tasks import NotImplementedTask
+
+    try:
+        cfg = _run_config(args)
+        result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr))
+    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except RunFailed as exc:
+        print(f"run failed: {exc}", file=sys.stderr)
+        return RUN_FAILED
+    print_summary(result)
+    return 0
+
+
+def cmd_tasks(_args) -> int:
+    from tasks import is_implemented
+
+    profiles = config_mod.profiles()
+    print(f"{'task id':26}{'alias':12}implemented for")
+    for task in TASK_IDS:
+        done = [p for p in profiles if is_implemented(task, p)]
+        print(f"{task:26}{ALIAS_OF[task]:12}{', '.join(done) or 'not implemented yet'}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from pipeline.core.run_dir import RunDir
+    from pipeline.engine.manifest import build_manifest, summary_table
+
+    run = RunDir(Path(args.run_dir))
+    plan = run.read_plan()
+    if plan is None:
+        print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
+        return USAGE_ERROR
+    manifest = build_manifest(run, plan)
+    done = len(plan["shards"]) - len(manifest["pending_shards"])
+    print(f"run {run.root}: profile {plan['profile']}, tasks {', '.join(plan['tasks'])}, config {plan['config_hash']}")
+    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if manifest['complete'] else 'incomplete: rerun to finish'})")
+    print(summary_table(manifest))
+    print(json.dumps({"rows": manifest["rows"]}))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from pipeline.engine.gpu_plan import format_plan, plan
+
+    try:
+        cfg = config_mod.load_config(args.profile, overrides=[config_mod.parse_set(s) for s in args.set])
+        tasks = parse_tasks(args.task)
+    except (config_mod.ConfigError, UnknownTaskError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    gpus = args.gpus_per_node or cfg["gpu"]["gpus_per_node"]
+    mem = args.gpu_mem or cfg["gpu"]["gpu_mem_gb"]
+    rows, problems = plan(cfg, tasks, gpus, mem, args.nodes)
+    print(f"profile {args.profile}: {args.nodes} node(s) x {gpus} GPU(s) of {mem:g} GB")
+    print(format_plan(rows))
+    for problem in problems:
+        print(f"does not fit: {problem}", file=sys.stderr)
+    return USAGE_ERROR if problems else 0
