@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import commands_data, commands_run, commands_verify
+from pipeline.cli import commands_data, commands_run, commands_verify, stages_list
 from pipeline.cli import models as models_cli
 from pipeline.core import config as config_mod
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
     models_cli.add_parser(sub)
+    stages_list.add_parser(sub)
     rp = sub.add_parser("report", help="write the HTML report of a run", description="A static HTML report: cards per task, funnel, histograms, errors, config.")
     rp.add_argument("run_dir")
     rp.add_argument("--out", help="folder (default: RUN/report)")
@@ -113,5 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         "score": commands_data.cmd_score,
         "report": commands_data.cmd_report,
         "verify": commands_verify.cmd_verify,
+        "stages": stages_list.cmd_stages,
     }
     return commands[args.command](args)
