@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.core import schema
+from pipeline.postrun.readers import RowsNotFound, triplet_shards
 
-ROW_CHOICES = ("ok", "hq")
 COLUMNS = ["sample_id", "task", "status", "source_image", "target_image", "instruction_en", "source_sha256"]
 
 
@@ -44,25 +44,11 @@ class Loaded:
 
 
 def shard_files(folder: Path, rows: str) -> tuple[list[Path], str]:
-    """The Parquet files to read and what they are. A run folder gives its candidates (`ok`) or
-    its hq/ subset (`hq`); an exported dataset (data/*.parquet) or a bare folder of shards is read
-    whole, its rows being the selection already."""
-    if rows not in ROW_CHOICES:
-        raise DataError(f"--rows must be one of {', '.join(ROW_CHOICES)}, not {rows!r}")
-    if not folder.is_dir():
-        raise DataError(f"{folder} is not a folder")
-    if (folder / "manifest.json").exists() and (folder / "candidates").is_dir():
-        files = sorted((folder / ("candidates" if rows == "ok" else "hq")).glob("shard-*.parquet"))
-        if not files:
-            hint = " (run `python -m pipeline select` first)" if rows == "hq" else ""
-            raise DataError(f"run {folder} has no {'hq' if rows == 'hq' else 'candidate'} shards{hint}")
-        return files, f"run:{rows}"
-    if list(folder.glob("data/*.tar")):
-        raise DataError(f"{folder} is a WebDataset export; verify reads Parquet (export with --format parquet)")
-    files = sorted(folder.glob("data/*.parquet")) or sorted(folder.glob("*.parquet"))
-    if not files:
-        raise DataError(f"{folder} is neither a run folder nor a folder of Parquet shards")
-    return files, "dataset"
+    """The Parquet files `verify` reads (`pipeline.postrun.readers` knows the run layout)."""
+    try:
+        return triplet_shards(folder, rows)
+    except RowsNotFound as exc:
+        raise DataError(str(exc)) from None
 
 
 def square(png: bytes, size: int) -> np.ndarray:

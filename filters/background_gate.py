@@ -33,6 +33,8 @@ def background_gate_results(source, target, background, limits: dict, touched_px
 
 class BackgroundGateStage(GateStage):
     name = "background_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "provenance", "scores?")
+    writes = ("scores", "status", "reason")
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:
         # the mask marks the background; the subject is everything outside it

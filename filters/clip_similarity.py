@@ -113,6 +113,8 @@ def _unit(values: np.ndarray) -> np.ndarray:
 
 class ClipSimilarityStage(ModelGateStage):
     name = "clip_gate"
+    reads = ("status", "task", "source_image", "target_image", "edit", "instruction_en", "scores?")
+    writes = ("scores", "status", "reason", "provenance")
     model = ModelUse("clip", "clip")
 
     def load(self) -> ClipEncoder:

@@ -20,6 +20,8 @@ def color_gate_results(source, target, mask, target_hue: float, limits: dict) ->
 
 class ColorGateStage(GateStage):
     name = "color_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "scores?")
+    writes = ("scores", "status", "reason")
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:
         return color_gate_results(source, target, mask, edit["target_hue"], self.limits)

@@ -112,6 +112,8 @@ class CommonGatesStage(GateStage):
     rejected row keeps its verdict and gains the common gates' values)."""
 
     name = "common_gates"
+    reads = ("status", "task", "source_image", "target_image", "mask?", "edit?", "provenance", "scores?")
+    writes = ("scores", "status", "reason")
     resources = Resources(num_cpus=0.25, batch_size=16)
     accepts = (schema.PENDING, schema.OK, schema.REJECTED)
 

@@ -80,6 +80,8 @@ class DinoEncoder:
 
 class DinoSimilarityStage(ModelGateStage):
     name = "dino_gate"
+    reads = ("status", "task", "source_image", "target_image", "scores?")
+    writes = ("scores", "status", "reason", "provenance")
     model = ModelUse("dinov2", "dinov2")
 
     def load(self) -> DinoEncoder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.core import schema
+from pipeline.core import status as row_status
 from pipeline.core.stage import Row
 
 AT_MOST, AT_LEAST = "at_most", "at_least"
@@ -64,10 +65,5 @@ def record_gates(row: Row, results: list[GateResult]) -> Row:
     scores["gate_score"] = gate_score(gates)
     row["scores"] = schema.dumps(scores)
     failed = [(name, g) for name, g in gates.items() if not g["passed"]]
-    if failed:
-        row["status"] = schema.REJECTED
-        row["reason"] = "; ".join(f"{name} {g['value']:.3g} (limit {g['threshold']:g})" for name, g in failed)
-    else:
-        row["status"] = schema.OK
-        row["reason"] = None
-    return row
+    reason = "; ".join(f"{name} {g['value']:.3g} (limit {g['threshold']:g})" for name, g in failed)
+    return row_status.gate_verdict(row, reason or None)

@@ -34,6 +34,8 @@ def material_gate_results(source, target, mask, limits: dict) -> list[GateResult
 
 class MaterialGateStage(GateStage):
     name = "material_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "scores?")
+    writes = ("scores", "status", "reason")
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:
         return material_gate_results(source, target, mask, self.limits)

@@ -41,6 +41,8 @@ def motion_gate_results(source: np.ndarray, target: np.ndarray, mask: np.ndarray
 
 class MotionGateStage(GateStage):
     name = "motion_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "scores?")
+    writes = ("scores", "status", "reason")
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:
         return motion_gate_results(source, target, mask, edit, self.limits)

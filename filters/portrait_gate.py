@@ -46,6 +46,8 @@ def portrait_gate_results(source, target, mask, skin, box, limits: dict) -> list
 
 class PortraitGateStage(GateStage):
     name = "portrait_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "blob.skin?", "scores?")
+    writes = ("scores", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=8)
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:

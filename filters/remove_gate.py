@@ -70,6 +70,8 @@ class RemoveGateStage(GateStage):
     """Verdict for a removal: the source has the object, the target does not."""
 
     name = "remove_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "provenance", "scores?")
+    writes = ("scores", "status", "reason")
     object_in_source = True
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:

@@ -23,6 +23,8 @@ def replace_gate_results(source, target, mask, limits: dict, touched_px: int = 0
 
 class ReplaceGateStage(GateStage):
     name = "replace_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "provenance", "scores?")
+    writes = ("scores", "status", "reason")
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:
         return replace_gate_results(source, target, mask, self.limits, touched_margin_px(row))

@@ -20,6 +20,8 @@ def style_gate_results(source: np.ndarray, target: np.ndarray, limits: dict) -> 
 
 class StyleGateStage(GateStage):
     name = "style_gate"
+    reads = ("source_image", "target_image", "edit", "scores?")
+    writes = ("scores", "status", "reason")
     masked = False
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:

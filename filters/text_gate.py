@@ -78,6 +78,8 @@ def text_gate_results(source, target, mask, read: str, new_text: str, limits: di
 
 class TextGateStage(GateStage):
     name = "text_gate"
+    reads = ("source_image", "target_image", "mask", "edit", "scores?")
+    writes = ("scores", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.5, batch_size=8)
 
     def results(self, source, target, mask, edit, row) -> list[GateResult]:

@@ -96,6 +96,8 @@ class ToneGateStage(GateStage):
     """Gives rows made by `backends` (None: every backend) their verdict; others pass untouched."""
 
     name = "tone_gate"
+    reads = ("source_image", "target_image", "edit", "scores?")
+    writes = ("scores", "status", "reason")
     masked = False
 
     def __init__(self, tasks: tuple[str, ...], limits: dict, backends: tuple[str, ...] | None = None):

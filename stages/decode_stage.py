@@ -17,6 +17,8 @@ from stages.video import file_sha256, probe_video
 
 class DecodeStage(Stage):
     name = "decode"
+    reads = ("_input",)
+    writes = ("source_sha256", "source_image", "width", "height", "work.objects", "work.video", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=8)
 
     def __init__(self, limits: DecodeLimits):

@@ -64,6 +64,8 @@ class GrabCutMaskStage(Stage):
     """One mask per selected object, kept as `mask:<i>` scratch on the input's row."""
 
     name = "grabcut_mask"
+    reads = ("source_image", "work.selected")
+    writes = ("blob.mask:*", "provenance")
     resources = Resources(num_cpus=0.5, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], iterations: int, box_margin: float, min_fraction: float, max_fraction: float):

@@ -9,6 +9,8 @@ from pipeline.core.stage import Resources, Row, Stage
 
 class GroundingPhrasesStage(Stage):
     name = "grounding_phrases"
+    reads = ("work.objects",)
+    writes = ("work.phrases",)
     resources = Resources(num_cpus=0.1, batch_size=16)
 
     def __init__(self, tasks: tuple[str, ...], skip_labels: list[str] = ()):

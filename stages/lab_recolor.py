@@ -49,6 +49,8 @@ def recolor(rgb: np.ndarray, mask: np.ndarray, target_rgb: tuple[int, int, int],
 
 class LabRecolorStage(Stage):
     name = "lab_recolor"
+    reads = ("edit", "source_image", "mask")
+    writes = ("target_image", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=8)
 
     def __init__(self, tasks: tuple[str, ...], lightness_shift: float, feather_px: int):

@@ -38,6 +38,8 @@ class RapidOcrStage(Stage):
     """Text lines of the source, written as `texts` in the row's work state."""
 
     name = "rapidocr"
+    reads = ("source_image",)
+    writes = ("work.texts", "provenance")
     resources = Resources(num_cpus=0.5, batch_size=2)  # onnxruntime threads on its own
 
     def __init__(self, tasks: tuple[str, ...]):

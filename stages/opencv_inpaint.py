@@ -61,6 +61,8 @@ class OpenCvInpaintStage(Stage):
     """Writes `target_image`: the source with the row's mask filled in."""
 
     name = "opencv_inpaint"
+    reads = ("source_image", "mask")
+    writes = ("target_image", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.5, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], method: str, radius_px: int, max_area_fraction: float, texture_edge_density: float):

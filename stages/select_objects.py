@@ -10,6 +10,8 @@ from pipeline.core.stage import Resources, Row, Stage
 
 class SelectObjectsStage(Stage):
     name = "select_objects"
+    reads = ("work.objects", "width", "height")
+    writes = ("work.selected", "status", "reason")
     resources = Resources(num_cpus=0.1, batch_size=16)
 
     def __init__(self, tasks: tuple[str, ...], max_objects: int, min_fraction: float, max_fraction: float, skip_labels: list[str] = ()):

@@ -17,6 +17,8 @@ def _slots(template: str) -> set[str]:
 
 class TemplateInstructionStage(Stage):
     name = "template_instruction"
+    reads = ("edit", "sample_id")
+    writes = ("instruction_en", "instruction_zh", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=32)
 
     def __init__(self, tasks: tuple[str, ...], templates_en: list[str], templates_zh: list[str]):

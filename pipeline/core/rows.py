@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.core import schema
+from pipeline.core import status as row_status
 from pipeline.core.stage import Row
 
 
@@ -35,9 +36,8 @@ def record_fallback(row: Row, stage: str, what: str) -> None:
 
 
 def mark(row: Row, status: str, reason: str) -> Row:
-    row["status"] = status
-    row["reason"] = reason
-    return row
+    """Give the row a status and its reason; an illegal change raises (pipeline/core/status.py)."""
+    return row_status.move(row, status, reason)
 
 
 def blob(row: Row, name: str) -> bytes | None:

@@ -32,6 +32,11 @@ class Stage:
     loads: tuple[str, ...] = ()  # registry families whose weights it loads (tiny twins are built first)
     # two tasks' stages with equal keys (same model, settings and weights) run as one actor pool
     share_key: tuple | None = None
+    # the row fields it reads and writes, named as in pipeline/core/fields.py ("mask", "work.selected",
+    # "blob.mask:*"; a read ending in "?" is used only when present); tests/test_row_fields.py
+    # checks that every read has an earlier writer in each recipe
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
 
     def setup(self) -> None:
         pass

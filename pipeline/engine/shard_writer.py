@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import schema
+from pipeline.core import status as row_status
 from pipeline.core.run_dir import RunDir, atomic_write, shard_name
 
 PROGRESS_SCHEMA = pa.schema(
@@ -32,9 +33,9 @@ def _finalise(row: dict[str, Any]) -> dict[str, Any]:
     status allows: rows with no candidate carry no images."""
     status = row.get("status")
     if status == schema.PENDING:
-        row["status"], row["reason"] = schema.ERROR, "pipeline: the row reached the end without a verdict"
+        row_status.move(row, schema.ERROR, "pipeline: the row reached the end without a verdict")
     elif status in schema.CANDIDATE_STATUSES and (not row.get("source_image") or not row.get("target_image")):
-        row["status"], row["reason"] = schema.ERROR, f"pipeline: a {status} row lacks its source or target image"
+        row_status.move(row, schema.ERROR, f"pipeline: a {status} row lacks its source or target image")
     for item in row.get("_blobs") or []:
         if item["name"] == "depth":
             row["depth"] = schema.image_value(item["data"])

@@ -15,6 +15,7 @@ from filters.judge.stage import make_judge_stage
 from filters.model_gates import model_gate_stages
 from pipeline.core import config as config_mod
 from pipeline.core import schema
+from pipeline.core.rows import mark
 from pipeline.core.stage import Resources, Row, Stage
 from pipeline.core.task_names import VIDEO_TASKS
 from pipeline.engine.stage_merge import merge_task_stages
@@ -28,6 +29,8 @@ class SplitByTask(Stage):
     the video tasks and a still image only the others: the rest are `skipped` here."""
 
     name = "split_by_task"
+    reads = ("_input", "_shard", "status", "source_sha256?")
+    writes = ("task", "sample_id", "_unit", "_unit_rows", "status", "reason")
     resources = Resources(num_cpus=0.25, batch_size=8)
     accepts = (schema.PENDING, *schema.FINAL_STATUSES)  # an input decode refused still leaves one row per task
 
@@ -46,8 +49,7 @@ class SplitByTask(Stage):
                 unit["sample_id"] = schema.sample_id(row.get("source_sha256") or "", record["key"], task, -1)
                 is_video = record.get("kind") == "video"
                 if unit["status"] == schema.PENDING and is_video != (task in VIDEO_TASKS):
-                    unit["status"] = schema.SKIPPED
-                    unit["reason"] = f"{task} takes {'videos' if task in VIDEO_TASKS else 'still images'}, this input is {'a video' if is_video else 'an image'}"
+                    mark(unit, schema.SKIPPED, f"{task} takes {'videos' if task in VIDEO_TASKS else 'still images'}, this input is {'a video' if is_video else 'an image'}")
                 out.append(unit)
         return out
 
@@ -57,6 +59,11 @@ class WriteShards(Stage):
     as all its units are in (`pipeline.engine.shard_writer`)."""
 
     name = "write_shards"
+    reads = (
+        "_shard", "_unit", "_unit_rows", "sample_id", "task", "status", "provenance", "source_image?", "target_image?",
+        "blob.depth?",
+    )
+    writes = ("status", "reason", "depth", "source_image", "target_image", "mask", "selected", "schema_version")
     accepts = (schema.PENDING, *schema.FINAL_STATUSES)
 
     def __init__(self, writer_cpus: float):

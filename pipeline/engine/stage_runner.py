@@ -9,6 +9,7 @@ import traceback
 from collections import defaultdict
 
 from pipeline.core import schema
+from pipeline.core import status as row_status
 from pipeline.core.rows import mark, record_stage
 from pipeline.core.stage import Row, Stage
 
@@ -20,7 +21,8 @@ def _applies(stage: Stage, row: Row) -> bool:
 def _error_row(row: Row, stage: Stage, exc: BaseException) -> Row:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     record_stage(row, stage.name, error=traceback.format_exception_only(type(exc), exc)[-1].strip())
-    return mark(row, schema.ERROR, f"{stage.name}: {type(exc).__name__}: {message}"[:500])
+    # a crash is an error whatever the row's status was (the split and the writer take final rows)
+    return row_status.crashed(row, f"{stage.name}: {type(exc).__name__}: {message}"[:500])
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

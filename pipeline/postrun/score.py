@@ -17,6 +17,7 @@ from filters.gate_stage import GateStage
 from filters.hue import rgb_hue
 from filters.judge.stage import make_judge_stage
 from pipeline.core import schema
+from pipeline.core import status as row_status
 from pipeline.core.run_dir import atomic_write
 from pipeline.core.task_names import ALIASES, TASK_IDS
 from pipeline.engine.stage_runner import run_stage
@@ -128,7 +129,7 @@ def _run_task_gates(rows: list[dict], gates_by_task: dict[str, list[GateStage]])
     which field was missing and the common gates decide alone."""
     for i, row in enumerate(rows):
         if not row["source_image"] or not row["target_image"]:
-            row["status"], row["reason"] = schema.ERROR, "score: the row lacks its source or target image"
+            row_status.move(row, schema.ERROR, "score: the row lacks its source or target image")
             continue
         for gate in gates_by_task[row["task"]]:
             try:
@@ -138,7 +139,7 @@ def _run_task_gates(rows: list[dict], gates_by_task: dict[str, list[GateStage]])
                 scores.setdefault("task_check", []).append(f"{gate.name} not run: the row lacks what it reads (mask or edit field; {type(exc).__name__}: {exc})")
                 row["scores"] = schema.dumps(scores)
         if row["status"] == schema.PENDING:
-            row["status"] = schema.OK  # no check failed; the common gates may still reject it
+            row_status.move(row, schema.OK, row["reason"])  # no check failed; the common gates may still reject it
         rows[i] = row
 
 

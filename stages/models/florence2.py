@@ -181,6 +181,8 @@ class Florence2GroundingStage(Florence2Stage):
     object `<OD>` finds; written as `objects`, the same place annotations go."""
 
     name = "florence2_grounding"
+    reads = ("source_image", "work.phrases", "work.objects")
+    writes = ("work.objects", "provenance")
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
         images = [decode_png(row["source_image"]["bytes"]) for row in rows]

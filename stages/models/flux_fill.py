@@ -27,6 +27,8 @@ from stages.models.torch_device import device_and_dtype
 
 class FluxFillStage(DiffusionEditStage):
     name = "flux_fill"
+    reads = ("source_image", "mask", "edit", "sample_id")
+    writes = ("target_image", "provenance")
     model = ModelUse("flux_fill", "flux_fill")
 
     def __init__(

@@ -124,6 +124,8 @@ class QwenChooseEditStage(ModelStage):
     or leaves an existing `edit_choice` alone and records a fallback."""
 
     name = "mllm_choose_edit"
+    reads = ("source_image", "work.edit_choice?")
+    writes = ("work.seen_objects", "work.edit_choice", "provenance")
     model = ModelUse("qwen2_5_vl", "qwen2_5_vl")
 
     def __init__(

@@ -95,6 +95,8 @@ class Sam2MaskStage(ModelStage):
     """One mask per selected object, kept as `mask:<i>` scratch on the input's row."""
 
     name = "sam2_mask"
+    reads = ("source_image", "work.selected")
+    writes = ("blob.mask:*", "provenance")
     model = ModelUse("sam2", "sam2")
 
     def __init__(

@@ -54,6 +54,8 @@ def canny_edges(rgb: np.ndarray, low: int, high: int) -> np.ndarray:
 
 class SD3ControlNetStage(DiffusionEditStage):
     name = "sd3_controlnet"
+    reads = ("source_image", "mask?", "edit", "sample_id")
+    writes = ("target_image", "provenance")
 
     def __init__(
         self,
@@ -177,6 +179,7 @@ class _ControlNetFromConfig(SD3ControlNetStage):
 class SD3DepthControlNetStage(_ControlNetFromConfig):
     model = ModelUse("controlnet_depth", "sd3_controlnet", extra_loads=("sd3_5",))
     control_kind = "depth"
+    reads = (*SD3ControlNetStage.reads, "blob.depth", "work.depth_metres_per_unit")  # the depth stage's map
 
 
 class SD3CannyControlNetStage(_ControlNetFromConfig):

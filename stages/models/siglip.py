@@ -110,6 +110,8 @@ class SiglipTagStage(ModelStage):
     """Writes `tags` ([{label, score}], best first) into the row's work state."""
 
     name = "tags"
+    reads = ("source_image",)
+    writes = ("work.tags", "provenance")
     model = ModelUse("siglip", "siglip")
 
     def __init__(

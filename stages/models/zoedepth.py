@@ -53,6 +53,8 @@ def read_depth(row: Row) -> np.ndarray | None:
 
 class ZoeDepthStage(ModelStage):
     name = "zoedepth"
+    reads = ("source_image",)
+    writes = ("blob.depth", "work.depth_metres_per_unit", "provenance")
     model = ModelUse("zoedepth", "zoedepth")
 
     def __init__(self, model_ref: str, tasks: tuple[str, ...] | None, revision: str | None = None, resources: Resources | None = None):

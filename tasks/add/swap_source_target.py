@@ -9,6 +9,8 @@ from pipeline.core.stage import Resources, Row, Stage
 
 class SwapSourceTargetStage(Stage):
     name = "swap_source_target"
+    reads = ("source_image", "target_image")
+    writes = ("source_image", "target_image", "provenance")
     resources = Resources(num_cpus=0.05, batch_size=32)
 
     def __init__(self, tasks: tuple[str, ...]):

@@ -50,6 +50,8 @@ class BackgroundCompositeStage(Stage):
     is everything outside it."""
 
     name = "background_composite"
+    reads = ("edit", "source_image", "mask", "sample_id")
+    writes = ("target_image", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], feather_px: int, colour_match: float):

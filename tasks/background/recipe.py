@@ -59,6 +59,8 @@ class BackgroundProposeStage(Stage):
     picture already shows). Each candidate's mask marks the background, the region to redraw."""
 
     name = "background_propose"
+    reads = ("_input", "work.selected", "blob.mask:*", "work.tags?", "provenance", "source_sha256", "_unit")
+    writes = ("sample_id", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
     tasks = (TASK,)

@@ -26,6 +26,8 @@ class SubjectGroupStage(Stage):
     the mask stage segments them too."""
 
     name = "background_subject_group"
+    reads = ("work.selected", "work.objects")
+    writes = ("work.selected",)
     resources = Resources(num_cpus=0.1, batch_size=16)
 
     def __init__(self, tasks: tuple[str, ...], min_inside: float, scenery_labels: list[str] = ()):

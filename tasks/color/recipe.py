@@ -48,6 +48,8 @@ class ColorProposeStage(Stage):
     left out."""
 
     name = "color_propose"
+    reads = ("source_image", "work.selected", "blob.mask:*", "source_sha256", "_unit", "_input")
+    writes = ("sample_id", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
     tasks = (TASK,)

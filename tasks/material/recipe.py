@@ -49,6 +49,8 @@ class MaterialProposeStage(Stage):
     """One candidate per (object, material), materials drawn per object without repeats."""
 
     name = "material_propose"
+    reads = ("provenance", "work.selected", "blob.mask:*", "source_sha256", "_unit", "_input")
+    writes = ("sample_id", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
     tasks = (TASK,)

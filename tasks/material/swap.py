@@ -57,6 +57,8 @@ def texture_swap(
 
 class MaterialSwapStage(Stage):
     name = "material_swap"
+    reads = ("edit", "source_image", "mask")
+    writes = ("target_image", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], texture_scale: float, shading_sigma: float, feather_px: int):

@@ -99,6 +99,8 @@ class MotionDescribeStage(ModelStage):
     frames, so it is a pool of its own."""
 
     name = "mllm_describe_motion"
+    reads = ("source_image", "target_image", "edit", "instruction_en", "instruction_zh")
+    writes = ("instruction_en", "instruction_zh", "edit", "provenance")
     model = ModelUse("qwen2_5_vl", "qwen2_5_vl")
 
     def __init__(

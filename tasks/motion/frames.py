@@ -44,6 +44,8 @@ class MotionFramesStage(Stage):
     {index, time} per sampled frame k."""
 
     name = "motion_frames"
+    reads = ("work.video", "_input", "width", "height")
+    writes = ("blob.frame:*", "work.motion_frames", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=2)
 
     def __init__(self, tasks: tuple[str, ...], stride: int, max_frames: int, min_seconds: float, min_short_side: int):

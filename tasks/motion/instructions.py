@@ -10,6 +10,8 @@ from stages.template_instructions import TemplateInstructionStage
 
 class MotionTemplateStage(Stage):
     name = TemplateInstructionStage.name
+    reads = ("edit", "sample_id")
+    writes = ("instruction_en", "instruction_zh", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=32)
 
     def __init__(self, tasks: tuple[str, ...], templates: dict[str, tuple[list[str], list[str]]]):

@@ -78,6 +78,8 @@ class ForegroundMaskStage(Stage):
     work["motion_frames"]. A clip where nothing moves is skipped."""
 
     name = "motion_foreground"
+    reads = ("work.motion_frames", "blob.frame:*")
+    writes = ("blob.fg:*", "work.motion_frames", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=2)
 
     def __init__(self, tasks: tuple[str, ...], params: dict):

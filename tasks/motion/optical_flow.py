@@ -68,6 +68,8 @@ class MotionFlowStage(Stage):
     candidate's mask and the blob `subject:source` (the subject in the source frame)."""
 
     name = "optical_flow"
+    reads = ("source_image", "target_image", "mask", "blob.subject:source", "edit")
+    writes = ("edit", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], method: str, margin_px: int):

@@ -135,6 +135,11 @@ class MotionProposeStage(Stage):
     of both frames' foreground as mask, and in `edit` the frames, shift, kind and direction."""
 
     name = "motion_propose"
+    reads = (
+        "work.motion_frames", "work.video", "work.objects", "width", "height", "blob.frame:*", "blob.fg:*",
+        "source_image", "source_sha256", "_input",
+    )
+    writes = ("sample_id", "blob.subject:source", "source_image", "target_image", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=2)
     fans_out = True
     tasks = (TASK,)

@@ -17,6 +17,8 @@ class FacePhrasesStage(Stage):
     """Asks the grounding model for faces only."""
 
     name = "face_phrases"
+    reads = ()
+    writes = ("work.phrases",)
     resources = Resources(num_cpus=0.1, batch_size=16)
 
     def __init__(self, tasks: tuple[str, ...]):
@@ -33,6 +35,8 @@ def _boxes_labelled_face(objects: list[dict] | None, source: str | None) -> list
 
 class FaceFindStage(Stage):
     name = "face_find"
+    reads = ("source_image", "work.objects")
+    writes = ("work.faces", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], detector: str, max_faces: int, min_face_fraction: float, min_skin_fraction: float, min_neighbors: int):

@@ -77,6 +77,8 @@ class PortraitProposeStage(Stage):
     warp moves."""
 
     name = "portrait_propose"
+    reads = ("width", "height", "work.faces", "blob.skin:*", "source_sha256", "_unit", "_input")
+    writes = ("sample_id", "blob.skin", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
     tasks = (TASK,)

@@ -121,6 +121,8 @@ class PortraitRetouchStage(Stage):
     """Retouches the target where a generator already refined it, else the source."""
 
     name = "portrait_retouch"
+    reads = ("edit", "source_image", "target_image?", "blob.skin", "mask")
+    writes = ("target_image", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], params: dict):

@@ -95,6 +95,8 @@ class PortraitSkinStage(Stage):
     """One skin mask per face, kept as `skin:<i>` scratch; its share of the face box recorded."""
 
     name = "portrait_skin"
+    reads = ("source_image", "work.faces")
+    writes = ("blob.skin:*", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...]):

@@ -99,6 +99,8 @@ class RemovalProposeStage(Stage):
     prompt for a generator, and the instruction slots `describe` gives."""
 
     name = "removal_propose"
+    reads = ("width", "height", "work.selected", "work.objects", "blob.mask:*", "provenance", "source_sha256", "_input")
+    writes = ("sample_id", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
 

@@ -70,6 +70,8 @@ class ReplaceChoiceStage(Stage):
     """Writes `replace_choice` ({object, new, new_zh, by}) and the grounding phrase for it."""
 
     name = "replace_choice"
+    reads = ("work.objects", "work.edit_choice?", "work.tags", "width", "height", "source_sha256", "_unit")
+    writes = ("work.replace_choice", "work.phrases", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=16)
 
     def __init__(self, tasks: tuple[str, ...], skip_labels: list[str], min_fraction: float, max_fraction: float, seed: int):
@@ -102,6 +104,8 @@ class ChosenObjectSelectStage(Stage):
     """The largest box of the chosen object among those grounding (or the annotations) gave."""
 
     name = "replace_select"
+    reads = ("work.replace_choice", "work.objects", "width", "height")
+    writes = ("work.selected", "status", "reason")
     resources = Resources(num_cpus=0.1, batch_size=16)
 
     def __init__(self, tasks: tuple[str, ...], min_fraction: float, max_fraction: float):

@@ -122,6 +122,8 @@ class PoissonPasteStage(Stage):
     becomes the region that changed."""
 
     name = "poisson_paste"
+    reads = ("edit", "source_image", "mask", "blob.other_objects?")
+    writes = ("target_image", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.5, batch_size=4)
 
     def __init__(

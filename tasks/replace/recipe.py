@@ -16,6 +16,7 @@ import numpy as np
 
 from filters.replace_gate import ReplaceGateStage
 from pipeline.core import schema
+from pipeline.core.fields import RowView, requiring
 from pipeline.core.image_io import decode_mask, encode_png
 from pipeline.core.rows import blob, record_stage, set_blob, work
 from pipeline.core.stage import Resources, Row, Stage
@@ -82,6 +83,8 @@ class ReplaceProposeStage(Stage):
     object and stand-in, masked by the object's box or its mask."""
 
     name = "replace_propose"
+    reads = ("work.selected", "blob.mask:*", "work.replace_choice?", "width", "height", "source_sha256", "_unit", "_input")
+    writes = ("sample_id", "mask", "edit", "blob.other_objects", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
     tasks = (TASK,)
@@ -106,6 +109,8 @@ class ReplaceProposeStage(Stage):
         self.max_upscale = max_upscale
         self.model_region = model_region
         self.bank: tuple | None = None
+        if bank is None:  # the model path replaces what replace_choice chose
+            self.reads = requiring(self.reads, "work.replace_choice")
 
     def setup(self) -> None:
         if self.bank_params is not None:
@@ -116,7 +121,7 @@ class ReplaceProposeStage(Stage):
             self.setup()
         key = input_key(row)
         state = work(row)
-        proposals = self._donor_edits(row, key, state) if self.bank is not None else self._model_edits(row, state)
+        proposals = self._donor_edits(row, key, state) if self.bank is not None else self._model_edits(row)
         out = []
         for i, (mask, edit, protect) in enumerate(proposals):
             candidate = new_candidate(row, TASK, i, drop_blobs="mask:")
@@ -156,8 +161,9 @@ class ReplaceProposeStage(Stage):
                 proposals.append((blob(row, f"mask:{i}"), edit, protect))
         return proposals
 
-    def _model_edits(self, row: Row, state: dict) -> list[tuple[bytes, dict, bytes | None]]:
-        obj, choice = state["selected"][0], state["replace_choice"]
+    def _model_edits(self, row: Row) -> list[tuple[bytes, dict, bytes | None]]:
+        view = RowView(row).work  # a missing key names the stage that should have written it
+        obj, choice = view.selected[0], view.replace_choice
         mask_png = blob(row, "mask:0")
         if self.model_region == "box":
             # room for a stand-in of another shape; the mask still bounds it where it reaches further

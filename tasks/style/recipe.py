@@ -48,6 +48,8 @@ class StyleProposeStage(Stage):
     """One candidate per style drawn for this input, from the styles the backend can render."""
 
     name = "style_propose"
+    reads = ("source_sha256", "_unit", "_input")
+    writes = ("sample_id", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
     tasks = (TASK,)

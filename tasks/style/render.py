@@ -11,6 +11,8 @@ from tasks.style.effects import RENDERERS
 
 class StyleRenderStage(Stage):
     name = "style_render"
+    reads = ("edit", "source_image")
+    writes = ("target_image", "provenance")
     resources = Resources(num_cpus=0.5, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...]):

@@ -31,6 +31,8 @@ def erase_text(rgb: np.ndarray, frame: Frame, allowed: np.ndarray, dilate_px: in
 
 class TextEraseStage(Stage):
     name = "text_erase"
+    reads = ("edit", "source_image", "mask")
+    writes = ("target_image", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], dilate_px: int, radius: float):

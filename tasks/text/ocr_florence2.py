@@ -40,6 +40,8 @@ def texts_from_regions(parsed: dict, width: int, height: int, min_side: float = 
 
 class Florence2OcrStage(Florence2Stage):
     name = "florence2_ocr"
+    reads = ("source_image",)
+    writes = ("work.texts", "provenance")
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
         images = [decode_png(row["source_image"]["bytes"]) for row in rows]

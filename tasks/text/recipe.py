@@ -78,6 +78,8 @@ class TextProposeStage(Stage):
     """One candidate per (line, new wording), the mask covering the old and the new line."""
 
     name = "text_propose"
+    reads = ("source_image", "work.texts", "work.text_origin", "source_sha256", "_unit", "_input")
+    writes = ("sample_id", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=8)
     fans_out = True
     tasks = (TASK,)

@@ -24,6 +24,8 @@ def render_replacement(source: np.ndarray, erased: np.ndarray, mask: np.ndarray,
 
 class TextRenderStage(Stage):
     name = "text_render"
+    reads = ("edit", "source_image", "target_image", "mask")
+    writes = ("target_image", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=8)
 
     def __init__(self, tasks: tuple[str, ...], feather_px: int):

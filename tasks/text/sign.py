@@ -165,6 +165,8 @@ class TextSourceStage(Stage):
     signs are turned off)."""
 
     name = "text_source"
+    reads = ("work.texts", "work.objects", "width", "height", "source_image", "source_sha256", "_unit")
+    writes = ("work.texts", "work.text_origin", "work.sign", "source_image", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...], ocr: dict, sign: dict, seed: int):

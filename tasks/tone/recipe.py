@@ -67,6 +67,8 @@ class ToneProposeStage(Stage):
     scenes, each drawn without repeats."""
 
     name = "tone_propose"
+    reads = ("source_sha256", "_unit", "_input")
+    writes = ("sample_id", "mask", "edit", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=8)
     fans_out = True
     tasks = (TASK,)

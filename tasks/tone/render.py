@@ -36,6 +36,8 @@ def render_tone(rgb: np.ndarray, name: str, seed: int) -> tuple[np.ndarray, np.n
 
 class ToneRenderStage(Stage):
     name = "tone_render"
+    reads = ("edit", "source_image")
+    writes = ("source_image", "target_image", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
     def __init__(self, tasks: tuple[str, ...]):

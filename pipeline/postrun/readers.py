@@ -1,0 +1,38 @@
+"""Where a finished run's rows are, for readers outside the pipeline (the bundled editor's
+`verify`): a run folder's candidates or its selected `hq/` subset, or an exported dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROW_CHOICES = ("ok", "hq")
+
+
+class RowsNotFound(ValueError):
+    """The folder holds no usable shards, or is not a run or a dataset."""
+
+
+def is_run_folder(folder: Path) -> bool:
+    return (folder / "manifest.json").exists() and (folder / "candidates").is_dir()
+
+
+def triplet_shards(folder: Path, rows: str) -> tuple[list[Path], str]:
+    """The Parquet files to read and what they are. A run folder gives its candidates (`ok`) or
+    its hq/ subset (`hq`); an exported dataset (data/*.parquet) or a bare folder of shards is read
+    whole, its rows being the selection already."""
+    if rows not in ROW_CHOICES:
+        raise RowsNotFound(f"--rows must be one of {', '.join(ROW_CHOICES)}, not {rows!r}")
+    if not folder.is_dir():
+        raise RowsNotFound(f"{folder} is not a folder")
+    if is_run_folder(folder):
+        files = sorted((folder / ("candidates" if rows == "ok" else "hq")).glob("shard-*.parquet"))
+        if not files:
+            hint = " (run `python -m pipeline select` first)" if rows == "hq" else ""
+            raise RowsNotFound(f"run {folder} has no {'hq' if rows == 'hq' else 'candidate'} shards{hint}")
+        return files, f"run:{rows}"
+    if list(folder.glob("data/*.tar")):
+        raise RowsNotFound(f"{folder} is a WebDataset export; verify reads Parquet (export with --format parquet)")
+    files = sorted(folder.glob("data/*.parquet")) or sorted(folder.glob("*.parquet"))
+    if not files:
+        raise RowsNotFound(f"{folder} is neither a run folder nor a folder of Parquet shards")
+    return files, "dataset"
