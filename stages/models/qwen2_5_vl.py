@@ -119,14 +119,32 @@ def read_edit_choice(reply: Any, allowed_targets: Sequence[str] | None = None) -
     )
 
 
-class QwenChooseEditStage(ModelStage):
+class QwenStage(ModelStage):
+    """What the Qwen2.5-VL stages share: built from `model_stages.qwen2_5_vl`, the model loaded
+    once per actor unless a `generate` function was handed in (tests). A subclass's constructor
+    takes (model_ref, revision, max_new_tokens=, temperature=, tasks=) and sets `_generate`."""
+
+    model = ModelUse("qwen2_5_vl", "qwen2_5_vl")
+    _generate: GenerateFn | None = None
+
+    @classmethod
+    def from_settings(cls, cfg, params, refs, tasks):
+        ref, revision = refs["qwen2_5_vl"]
+        return cls(ref, revision, max_new_tokens=params["max_new_tokens"], temperature=params["temperature"], tasks=tasks)
+
+    def setup(self) -> None:
+        if self._generate is None:
+            model = QwenVL(self.model_ref, self.revision)
+            self._generate, self._info = model.generate, model.describe()
+
+
+class QwenChooseEditStage(QwenStage):
     """Writes `seen_objects` and `edit_choice` ({object, change_to}) into the row's work state,
     or leaves an existing `edit_choice` alone and records a fallback."""
 
     name = "mllm_choose_edit"
     reads = ("source_image", "work.edit_choice?")
     writes = ("work.seen_objects", "work.edit_choice", "provenance")
-    model = ModelUse("qwen2_5_vl", "qwen2_5_vl")
 
     def __init__(
         self,
@@ -153,16 +171,6 @@ class QwenChooseEditStage(ModelStage):
         self._options = options
         self._generate = generate
         self._info: dict[str, Any] = {"model": model_ref, "revision": revision}
-
-    @classmethod
-    def from_settings(cls, cfg, params, refs, tasks):
-        ref, revision = refs["qwen2_5_vl"]
-        return cls(ref, revision, max_new_tokens=params["max_new_tokens"], temperature=params["temperature"], tasks=tasks)
-
-    def setup(self) -> None:
-        if self._generate is None:
-            model = QwenVL(self.model_ref, self.revision)
-            self._generate, self._info = model.generate, model.describe()
 
     def strict_prompt(self, reason: str) -> str:
         return self.prompt + STRICT_SUFFIX.format(reason=reason, options=self._options)

@@ -16,9 +16,9 @@ import numpy as np
 from pipeline.core import schema
 from pipeline.core.image_io import decode_png
 from pipeline.core.rows import record_fallback, record_stage
-from pipeline.core.stage import ModelStage, ModelUse, Row
+from pipeline.core.stage import Row
 from stages.models.mllm_json import ParsedReply, parse_reply
-from stages.models.qwen2_5_vl import GenerateFn, QwenVL, reply_text
+from stages.models.qwen2_5_vl import GenerateFn, QwenStage, reply_text
 from tasks.motion.direction import opposite
 
 DESCRIPTION_SCHEMA = {"subject": str, "instruction_en": str, "instruction_zh": str}
@@ -93,7 +93,7 @@ def describe_prompt(edit: dict) -> str:
     return DESCRIBE_PROMPT.format(seconds=edit["seconds_apart"], hint=hint)
 
 
-class MotionDescribeStage(ModelStage):
+class MotionDescribeStage(QwenStage):
     """Replaces the row's template instructions with the model's, when its reply is usable. It
     loads the same Qwen2.5-VL as the choose-an-edit stage but asks another question of two
     frames, so it is a pool of its own."""
@@ -101,7 +101,6 @@ class MotionDescribeStage(ModelStage):
     name = "mllm_describe_motion"
     reads = ("source_image", "target_image", "edit", "instruction_en", "instruction_zh")
     writes = ("instruction_en", "instruction_zh", "edit", "provenance")
-    model = ModelUse("qwen2_5_vl", "qwen2_5_vl")
 
     def __init__(
         self,
@@ -117,16 +116,6 @@ class MotionDescribeStage(ModelStage):
         self.tasks = tasks
         self._generate = generate
         self._info: dict[str, Any] = {"model": model_ref, "revision": revision}
-
-    @classmethod
-    def from_settings(cls, cfg, params, refs, tasks):
-        ref, revision = refs["qwen2_5_vl"]
-        return cls(ref, revision, max_new_tokens=params["max_new_tokens"], temperature=params["temperature"], tasks=tasks)
-
-    def setup(self) -> None:
-        if self._generate is None:
-            model = QwenVL(self.model_ref, self.revision)
-            self._generate, self._info = model.generate, model.describe()
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
         if self._generate is None:
