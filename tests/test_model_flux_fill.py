@@ -79,8 +79,11 @@ def test_row_seed_is_stable_and_depends_on_both_inputs():
     assert 0 <= row_seed("abc", 0) < 2**63
 
 
-def test_stage_needs_a_whole_gpu(stage):
-    assert stage.uses_model and stage.resources.num_gpus == 1
+def test_gpu_profile_gives_it_a_whole_gpu():
+    from pipeline.core.config import load_config
+
+    stage = FluxFillStage.from_config(load_config("gpu"), TASKS)  # sizes it; loads nothing
+    assert stage.uses_model and stage.resources.num_gpus == 1 and stage.loads == ("flux_fill",)
 
 
 def test_inpaints_inside_the_mask_only_at_source_size(stage):

@@ -12,7 +12,13 @@ from pipeline.core.image_io import decode_png
 from pipeline.core.rows import provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import row_seed
-from stages.models.sd3_controlnet import SD3ControlNetStage, canny_edges, render_depth
+from stages.models.sd3_controlnet import (
+    SD3CannyControlNetStage,
+    SD3ControlNetStage,
+    SD3DepthControlNetStage,
+    canny_edges,
+    render_depth,
+)
 from stages.models.tiny import sd3_controlnet as tiny_sd3
 from stages.models.tiny import zoedepth as tiny_zoedepth
 from stages.models.zoedepth import ZoeDepthStage, read_depth, store_depth
@@ -89,7 +95,7 @@ def test_canny_edges_follow_the_block_outline():
 def test_loads_both_controlnets_through_the_production_path(depth_stage, canny_stage):
     assert depth_stage.pipe.controlnet is not canny_stage.pipe.controlnet
     assert depth_stage.pipe.transformer.config.qk_norm == "rms_norm"
-    assert depth_stage.uses_model and depth_stage.resources.num_gpus == 1
+    assert depth_stage.uses_model
 
 
 def test_canny_control_image_and_prompts_reach_the_pipeline(canny_stage, monkeypatch):
@@ -164,3 +170,14 @@ def test_depth_stage_output_feeds_the_depth_controlnet(depth_stage, tmp_path_fac
     assert _target(out[with_depth["sample_id"]]).shape == (64, 64, 3)
     assert out[without["sample_id"]]["status"] == schema.ERROR
     assert "no depth map" in out[without["sample_id"]]["reason"]
+
+
+def test_gpu_profile_gives_each_controlnet_stage_a_whole_gpu_and_the_base():
+    from pipeline.core.config import load_config
+
+    cfg = load_config("gpu")
+    depth = SD3DepthControlNetStage.from_config(cfg, TASKS)  # sizes it; loads nothing
+    canny = SD3CannyControlNetStage.from_config(cfg, TASKS)
+    assert (depth.control, canny.control) == ("depth", "canny")
+    assert depth.resources.num_gpus == canny.resources.num_gpus == 1
+    assert depth.loads == ("sd3_5", "controlnet_depth") and depth.share_key != canny.share_key

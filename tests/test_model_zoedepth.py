@@ -66,7 +66,10 @@ def test_read_depth_uses_the_stored_scale():
     assert np.allclose(read_depth(row), depth, atol=scale)
 
 
-def test_stage_is_a_fractional_gpu_model_stage(stage):
+def test_gpu_profile_gives_it_a_fraction_of_a_gpu():
+    from pipeline.core.config import load_config
+
+    stage = ZoeDepthStage.from_config(load_config("gpu"), ("material_modification",))  # sizes it; loads nothing
     assert stage.uses_model and 0 < stage.resources.num_gpus < 1
 
 
