@@ -11,7 +11,7 @@ from typing import Any, Sequence, TypeVar
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.rows import provenance
+from pipeline.core.rows import provenance, unit_identity
 from pipeline.core.stage import Row, Stage
 from stages.grabcut_mask import GrabCutMaskStage
 from stages.grounding_phrases import GroundingPhrasesStage
@@ -51,7 +51,7 @@ def object_mask_stages(cfg: dict[str, Any], task: str) -> list[Stage]:
 
 def candidate_rng(row: Row, seed: int) -> random.Random:
     """The same draws for the same input on every rerun, whatever else the run holds."""
-    key = f"{seed}|{row['source_sha256']}|{row['_unit']}"
+    key = f"{seed}|{unit_identity(row)}"
     return random.Random(int(hashlib.sha256(key.encode()).hexdigest(), 16))
 
 

@@ -50,3 +50,11 @@ def blob(row: Row, name: str) -> bytes | None:
 def set_blob(row: Row, name: str, data: bytes) -> None:
     kept = [item for item in row.get("_blobs") or [] if item["name"] != name]
     row["_blobs"] = kept + [{"name": name, "data": data}]
+
+
+def unit_identity(row: Row) -> str:
+    """What a row's random draws may depend on: its input's bytes, its path relative to the
+    input, and its task. Never the shard, the position in the input list or `--limit`, so the
+    same input gets the same edits whatever the run around it (the `_unit` id holds the shard
+    and the index: it only counts units)."""
+    return f"{row['source_sha256']}|{schema.loads(row['_input'])['key']}|{row['task']}"

@@ -12,7 +12,14 @@ import random
 from typing import Any
 
 from pipeline.core import schema
-from pipeline.core.rows import mark, record_fallback, record_stage, update_work, work
+from pipeline.core.rows import (
+    mark,
+    record_fallback,
+    record_stage,
+    unit_identity,
+    update_work,
+    work,
+)
 from pipeline.core.stage import Resources, Row, Stage
 from stages.select_objects import position_of
 from tasks.replace.vocabulary import (
@@ -63,14 +70,14 @@ def table_choice(editable: list[dict], tags: list[dict], skip: set[str], rng: ra
 
 
 def choice_rng(row: Row, seed: int) -> random.Random:
-    return random.Random(f"{seed}|{row['source_sha256']}|{row['_unit']}|replace_choice")
+    return random.Random(f"{seed}|{unit_identity(row)}|replace_choice")
 
 
 class ReplaceChoiceStage(Stage):
     """Writes `replace_choice` ({object, new, new_zh, by}) and the grounding phrase for it."""
 
     name = "replace_choice"
-    reads = ("work.objects", "work.edit_choice?", "work.tags", "width", "height", "source_sha256", "_unit")
+    reads = ("work.objects", "work.edit_choice?", "work.tags", "width", "height", "source_sha256", "_input", "task")
     writes = ("work.replace_choice", "work.phrases", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.1, batch_size=16)
 

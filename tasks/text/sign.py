@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.core import schema
 from pipeline.core.image_io import decode_png, encode_png
-from pipeline.core.rows import mark, record_stage, update_work, work
+from pipeline.core.rows import mark, record_stage, unit_identity, update_work, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.text_layout import (
     Frame,
@@ -156,7 +156,7 @@ def _paste_plate(rgb: np.ndarray, plate: Frame, plate_rgb, ink_rgb, px: int) -> 
 
 
 def sign_rng(row: Row, seed: int) -> random.Random:
-    key = f"{seed}|{row['source_sha256']}|{row['_unit']}|sign"
+    key = f"{seed}|{unit_identity(row)}|sign"
     return random.Random(int(hashlib.sha256(key.encode()).hexdigest(), 16))
 
 
@@ -165,7 +165,7 @@ class TextSourceStage(Stage):
     signs are turned off)."""
 
     name = "text_source"
-    reads = ("work.texts", "work.objects", "width", "height", "source_image", "source_sha256", "_unit")
+    reads = ("work.texts", "work.objects", "width", "height", "source_image", "source_sha256", "_input", "task")
     writes = ("work.texts", "work.text_origin", "work.sign", "source_image", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=4)
 
