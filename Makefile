@@ -34,8 +34,12 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# the CPU benchmarks (about 25 minutes on 2 cores); each prints a table and writes JSON under docs/bench/
 bench: $(STAMP)
 	$(PY) bench/driver_memory.py
+	$(PY) bench/naive_vs_streaming.py
+	$(PY) bench/calibrated_chain.py
+	$(PY) bench/engine_overhead.py
 
 clean:
 	rm -rf runs .pytest_cache

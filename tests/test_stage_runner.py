@@ -1,4 +1,6 @@
 
+import time
+
 from pipeline.core import schema
 from pipeline.core.stage import Stage
 from pipeline.engine.stage_runner import run_stage
@@ -112,3 +114,27 @@ def test_a_stage_sees_the_states_it_accepts():
     rows = [_row(0), _row(1, status=schema.OK), _row(2, status=schema.REJECTED), _row(3, status=schema.ERROR)]
     out = {r["sample_id"]: r["value"] for r in run_stage(stage, rows)}
     assert out == {"s0": 0, "s1": 2, "s2": 4, "s3": 3}
+
+
+class Busy(Stage):
+    """Spends a known amount of CPU per row."""
+
+    name = "busy"
+
+    def process_row(self, row):
+        end = time.process_time() + 0.02
+        while time.process_time() < end:
+            pass
+        return row
+
+
+def test_timings_record_cpu_and_a_fan_out_splits_what_came_before():
+    rows = run_stage(Busy(), [_row(4)])
+    before = schema.loads(rows[0]["provenance"])["stages"]["busy"]
+    assert before["cpu_seconds"] >= 0.015 and before["seconds"] >= before["cpu_seconds"] * 0.5
+    out = run_stage(Proposer(), rows)
+    assert len(out) == 4
+    shares = [schema.loads(r["provenance"])["stages"]["busy"] for r in out]
+    # summed over the candidates, the stage before the fan-out counts once
+    assert abs(sum(s["cpu_seconds"] for s in shares) - before["cpu_seconds"]) < 1e-4
+    assert abs(sum(s["seconds"] for s in shares) - before["seconds"]) < 1e-4

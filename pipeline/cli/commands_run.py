@@ -86,20 +86,59 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _plan_config(args) -> dict:
+    flags = {"run": {"tasks": parse_tasks(args.task)}}
+    if args.input:
+        flags["input"] = {"path": args.input}
+    cfg = config_mod.load_config(args.profile, args.config, [flags, *(config_mod.parse_set(s) for s in args.set)])
+    # the cluster's flags win over the config (a float --gpu-mem included)
+    for key, value in (("gpus_per_node", args.gpus_per_node), ("gpu_mem_gb", args.gpu_mem), ("nodes", args.nodes)):
+        if value:
+            cfg["gpu"][key] = value
+    return cfg
+
+
 def cmd_plan(args) -> int:
-    from pipeline.engine.gpu_plan import format_plan, plan
+    """The pool plan (pipeline/engine/gpu_plan.py), printed before anything loads; with
+    --calibrate, the cost table measured on this machine's GPU."""
+    from pipeline.engine.gpu_plan import format_plan, plan_pools, shown, table_path
+    from pipeline.engine.stage_list import build_stage_list
+    from tasks import NotImplementedTask
 
     try:
-        cfg = config_mod.load_config(args.profile, overrides=[config_mod.parse_set(s) for s in args.set])
-        tasks = parse_tasks(args.task)
-    except (config_mod.ConfigError, UnknownTaskError) as exc:
+        cfg = _plan_config(args)
+        if args.calibrate:
+            return _calibrate(cfg, args)
+        # the stages as configured; the plan sizes them (as `run` does with gpu.auto_pools)
+        stages = build_stage_list({**cfg, "gpu": {**cfg["gpu"], "auto_pools": False}})
+        plan = plan_pools(stages, cfg)
+    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    gpus = args.gpus_per_node or cfg["gpu"]["gpus_per_node"]
-    mem = args.gpu_mem or cfg["gpu"]["gpu_mem_gb"]
-    rows, problems = plan(cfg, tasks, gpus, mem, args.nodes)
-    print(f"profile {args.profile}: {args.nodes} node(s) x {gpus} GPU(s) of {mem:g} GB")
-    print(format_plan(rows))
-    for problem in problems:
+    how = "sized from the cost table and the traffic (gpu.auto_pools)" if plan.auto else "as configured (model_stages.*; gpu.auto_pools is false)"
+    print(f"profile {cfg['profile']}: {plan.nodes} node(s) x {plan.gpus_per_node} GPU(s) of {plan.gpu_mem_gb:g} GB; pools {how}")
+    measured = sorted({p.cost.measured_on for p in plan.pools if p.cost and p.cost.measured_on})
+    estimated = [p.key for p in plan.pools if p.cost and not p.cost.measured_on]
+    print(
+        f"costs: {shown(table_path(cfg, 'cost_table'))} (whole-GPU seconds per row at {plan.cost_working_size or '?'} px, measured on {', '.join(measured) or 'nothing'}"
+        f"{'; estimates: ' + ', '.join(sorted(set(estimated))) if estimated else ''}); traffic: {shown(table_path(cfg, 'traffic'))}, inputs "
+        f"{1 - plan.video_share:.0%} images, {plan.video_share:.0%} videos (gpu.video_share)"
+    )
+    print(format_plan(plan))
+    for problem in plan.problems:
         print(f"does not fit: {problem}", file=sys.stderr)
-    return USAGE_ERROR if problems else 0
+    return USAGE_ERROR if plan.problems else 0
+
+
+def _calibrate(cfg: dict, args) -> int:
+    from pipeline.engine.calibrate import NoGpu, calibrate, write_cost_table
+    from pipeline.engine.gpu_plan import table_path
+
+    try:
+        measured = calibrate(cfg, inputs=args.inputs, log=lambda msg: print(msg, file=sys.stderr))
+    except NoGpu as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    out = write_cost_table(args.out or table_path(cfg, "cost_table"), measured, cfg)
+    print(f"wrote {len(measured)} measured stage(s) to {out}")
+    return 0

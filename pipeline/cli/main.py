@@ -65,13 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--per-task", type=int, help="at most N rows per task")
     ex.add_argument("--exclude-benchmark", help="drop rows whose source is a near duplicate of an image in this folder")
     ex.add_argument("--include-unknown-license", action="store_true", help="keep rows whose licence is unknown")
-    pl = sub.add_parser("plan", help="show how a profile's model stages fit on GPUs, loading nothing", description="Fit the model stages onto GPUs from the registry's sizes.")
+    pl = sub.add_parser(
+        "plan", help="size the model stages' actor pools on GPUs, loading nothing (--calibrate: time them on a GPU)",
+        description="Each model stage's actors and GPU share, from the registry's sizes, the cost table and the tasks' traffic; "
+        "the expected throughput, the bottleneck and the idle GPU share.",
+    )
     pl.add_argument("--profile", default="gpu")
     pl.add_argument("--task", default="all")
     pl.add_argument("--gpus-per-node", type=int, help="default: gpu.gpus_per_node")
     pl.add_argument("--gpu-mem", type=float, help="GB per GPU (default: gpu.gpu_mem_gb)")
-    pl.add_argument("--nodes", type=int, default=1)
+    pl.add_argument("--nodes", type=int, help="default: gpu.nodes")
+    pl.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
     pl.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    pl.add_argument("--calibrate", action="store_true", help="on a GPU: time each model stage on a few rows at the working size and write the cost table")
+    pl.add_argument("--inputs", type=int, default=4, help="--calibrate: inputs to run through the chain (default 4)")
+    pl.add_argument("--input", help="--calibrate: the inputs (default: input.path, the bundled samples)")
+    pl.add_argument("--out", help="--calibrate: the cost table to write (default: gpu.cost_table)")
     sh = sub.add_parser("sheet", help="draw a PNG contact sheet of a run's triplets", description="Draw source | mask | target with both instructions.")
     sh.add_argument("run_dir")
     sh.add_argument("--out", required=True, help="PNG file to write")

@@ -11,8 +11,8 @@ import numpy as np
 
 from pipeline.core import models, schema
 from pipeline.core.image_io import decode_png, encode_png
-from pipeline.engine.stage_runner import run_stage
 from pipeline.engine.gpu_plan import model_stage_classes
+from pipeline.engine.stage_runner import run_stage
 from stages.models.tiny import ensure_tiny
 
 

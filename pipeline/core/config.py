@@ -16,9 +16,10 @@ import yaml
 CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
 # Keys that change how a run executes but not what it produces: a rerun may change them freely.
-EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "select", "editor")
+EXECUTION_KEYS = ("run.out", "run.progress", "run.row_blocks", "ray.address", "ray.num_cpus", "gpu", "select", "editor")
 # `select` is left out because the selection phase keeps its own identity (selection/done.json);
-# `editor` configures `verify`, which reads a run and never changes it
+# `editor` configures `verify`, which reads a run and never changes it; `gpu` and `run.row_blocks`
+# only size and schedule the work (a row's content never depends on them)
 
 
 class ConfigError(ValueError):

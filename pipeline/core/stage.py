@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -50,6 +51,12 @@ class Stage:
 
     def process_row(self, row: Row) -> Row | list[Row]:
         raise NotImplementedError(f"{type(self).__name__} implements neither process_batch nor process_row")
+
+    def with_resources(self, resources: Resources) -> Stage:
+        """A copy of this stage sized otherwise (the plan's pools); the stage itself is left as it was."""
+        sized = copy.copy(self)
+        sized.resources = resources
+        return sized
 
 
 def resources_from(params: dict[str, Any]) -> Resources:

@@ -17,11 +17,13 @@ def build_manifest(run: RunDir, plan: dict[str, Any]) -> dict[str, Any]:
     tasks: dict[str, dict[str, int]] = {t: defaultdict(int) for t in plan["tasks"]}
     task_inputs: dict[str, int] = defaultdict(int)
     seconds: dict[str, float] = defaultdict(float)
+    cpu_seconds: dict[str, float] = defaultdict(float)
     files = []
     for record in records:
         for task, info in record["tasks"].items():
             task_inputs[task] += info["inputs"]
             seconds[task] += info["seconds"]
+            cpu_seconds[task] += info.get("cpu_seconds", 0.0)  # absent from shards of older versions
             for status, count in info["counts"].items():
                 rows[status] += count
                 tasks.setdefault(task, defaultdict(int))[status] += count
@@ -39,7 +41,10 @@ def build_manifest(run: RunDir, plan: dict[str, Any]) -> dict[str, Any]:
         "rows": {s: rows.get(s, 0) for s in schema.FINAL_STATUSES},
         "tasks": {t: {s: c.get(s, 0) for s in schema.FINAL_STATUSES} for t, c in tasks.items()},
         "task_inputs": dict(task_inputs),
+        # time in the task's stages, each row's share counted once: wall time summed over
+        # parallel workers (it can exceed the run's wall time), and true CPU time
         "task_seconds": {t: round(v, 2) for t, v in seconds.items()},
+        "task_cpu_seconds": {t: round(v, 2) for t, v in cpu_seconds.items()},
         "shards": files,
     }
 
@@ -49,7 +54,7 @@ def write_manifest(run: RunDir, manifest: dict[str, Any]) -> None:
 
 
 def summary_table(manifest: dict[str, Any]) -> str:
-    header = ("task", "inputs", "candidates", "ok", "rejected", "skipped", "errors", "cpu s")
+    header = ("task", "inputs", "candidates", "ok", "rejected", "skipped", "errors", "stage s", "cpu s")
     lines = [header]
     for task, counts in manifest["tasks"].items():
         lines.append(
@@ -62,6 +67,7 @@ def summary_table(manifest: dict[str, Any]) -> str:
                 str(counts["skipped"]),
                 str(counts["error"]),
                 f"{manifest['task_seconds'].get(task, 0.0):.1f}",
+                f"{manifest.get('task_cpu_seconds', {}).get(task, 0.0):.1f}",
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]

@@ -13,8 +13,8 @@ import pyarrow as pa
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir
 from pipeline.core.stage import Row, Stage
+from pipeline.engine.engine_stages import SplitByTask, WriteShards
 from pipeline.engine.shard_writer import PROGRESS_SCHEMA, ShardWriter
-from pipeline.engine.stage_list import SplitByTask, WriteShards
 from pipeline.engine.stage_runner import run_stage
 
 
@@ -32,6 +32,21 @@ def start_rows(run_root: str, shard: int) -> list[Row]:
                 "_input": schema.dumps(record),
             }
         )
+    return rows
+
+
+ROW_SIZED_BLOCKS = 1  # bytes: any row is larger, so each output block holds one row
+SHARD_SIZED_BLOCKS = 128 * 1024 * 1024  # Ray Data's default: a shard's rows stay in one block
+
+
+def _shard_rows(run_root: str):
+    """A shard's inputs as rows, one table per row (so one block per input)."""
+
+    def rows(table: pa.Table):
+        for shard in table.column("shard").to_pylist():
+            for row in start_rows(run_root, shard):
+                yield schema.rows_to_table([row])
+
     return rows
 
 
@@ -79,7 +94,17 @@ class WriterActor:
         return pa.Table.from_pylist(progress, schema=PROGRESS_SCHEMA)
 
 
-def apply_stage(ds, stage: Stage, default_batch: int):
+def task_cpus(stage: Stage, row_blocks: bool, free_cpus: float = 1.0) -> float:
+    """What one task of a light stage holds. With row-sized blocks a shard's rows become many
+    small tasks; at fractional CPUs Ray would run ten of them per core, each in its own worker
+    process, and the processes would fight over the cores. A whole core each keeps one task per
+    core, with every core busy."""
+    if not row_blocks:
+        return stage.resources.num_cpus
+    return max(stage.resources.num_cpus, min(1.0, free_cpus))  # a machine with less than a core free still runs
+
+
+def apply_stage(ds, stage: Stage, default_batch: int, row_blocks: bool = True, free_cpus: float = 1.0):
     from ray.data import ActorPoolStrategy
 
     res = stage.resources
@@ -97,28 +122,33 @@ def apply_stage(ds, stage: Stage, default_batch: int):
         _table_fn(_LazySetup(stage)),
         batch_format="pyarrow",
         batch_size=res.batch_size or default_batch,
-        num_cpus=res.num_cpus,
+        num_cpus=task_cpus(stage, row_blocks, free_cpus),
     )
 
 
-def build_dataset(run_root: str, shards: list[int], units_per_shard: dict[int, int], stages: list[Stage], cfg: dict[str, Any]):
-    """`stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last."""
+def build_dataset(
+    run_root: str, shards: list[int], units_per_shard: dict[int, int], stages: list[Stage], cfg: dict[str, Any], free_cpus: float = 1.0
+):
+    """`stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last;
+    `free_cpus` is what the actor pools leave for the light stages' tasks."""
     import ray.data
-
     from ray.data import ActorPoolStrategy
 
     batch = cfg["run"]["batch_size"]
+    # Rows, not shards, are the unit of parallelism: Ray Data gives each block (or bundle of
+    # blocks up to a stage's batch_size) to one task, so blocks of one row let every operator
+    # spread a shard's rows over every core. Every output is split at the smallest block size.
+    context = ray.data.DataContext.get_current()
+    context.target_max_block_size = ROW_SIZED_BLOCKS if cfg["run"]["row_blocks"] else SHARD_SIZED_BLOCKS
     ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=max(1, len(shards)))
-    ds = ds.map_batches(
-        lambda t: schema.rows_to_table([r for s in t.column("shard").to_pylist() for r in start_rows(run_root, s)]),
-        batch_format="pyarrow",
-        batch_size=1,
-        num_cpus=0.1,
-    )
+    ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=1, num_cpus=0.1)
     for stage in stages:
         if isinstance(stage, SplitByTask):
             # it makes the units that the runner's per-unit bookkeeping starts from, so it runs bare
-            ds = ds.map_batches(_table_fn(stage.process_batch), batch_format="pyarrow", batch_size=stage.resources.batch_size, num_cpus=stage.resources.num_cpus)
+            ds = ds.map_batches(
+                _table_fn(stage.process_batch), batch_format="pyarrow", batch_size=stage.resources.batch_size,
+                num_cpus=task_cpus(stage, cfg["run"]["row_blocks"], free_cpus),
+            )
         elif isinstance(stage, WriteShards):
             ds = ds.map_batches(
                 WriterActor,
@@ -130,5 +160,5 @@ def build_dataset(run_root: str, shards: list[int], units_per_shard: dict[int, i
                 compute=ActorPoolStrategy(size=1),
             )
         else:
-            ds = apply_stage(ds, stage, batch)
+            ds = apply_stage(ds, stage, batch, cfg["run"]["row_blocks"], free_cpus)
     return ds

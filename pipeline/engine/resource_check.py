@@ -4,16 +4,16 @@ cannot be placed makes a streaming plan wait for ever instead of failing."""
 from __future__ import annotations
 
 from pipeline.core.stage import Stage
-from pipeline.engine.stage_list import WriteShards
+from pipeline.engine.engine_stages import WriteShards
 
 
 class NotEnoughResources(RuntimeError):
     pass
 
 
-def check_fits(stages: list[Stage], cluster: dict[str, float]) -> None:
+def check_fits(stages: list[Stage], cluster: dict[str, float]) -> float:
     """`stages` is the run's whole list: model stages and the shard writer hold actor pools,
-    the rest run as tasks."""
+    the rest run as tasks. Returns the CPUs left for those tasks."""
     writer_cpus = sum(s.resources.num_cpus for s in stages if isinstance(s, WriteShards))
     pools = [s for s in stages if s.uses_model]
     cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in pools) + writer_cpus
@@ -32,3 +32,4 @@ def check_fits(stages: list[Stage], cluster: dict[str, float]) -> None:
             f"the model stages need {gpus:g} GPUs, the cluster has {have_gpus:g}; use a GPU cluster, "
             "the tiny profile, or lower model_stages.*.num_gpus"
         )
+    return have_cpus - cpus

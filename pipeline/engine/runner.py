@@ -96,16 +96,19 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
         import ray
 
         try:
-            check_fits(stages, ray.cluster_resources())
+            free_cpus = check_fits(stages, ray.cluster_resources())
         except NotEnoughResources as exc:
             raise RunFailed(str(exc)) from None
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
         units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
-        ds = build_dataset(str(run.root), sorted(units), units, stages, cfg)
+        ds = build_dataset(str(run.root), sorted(units), units, stages, cfg, free_cpus)
         committed = 0
+        rows_done, rows_start = 0, time.perf_counter()
         with _progress_bar(sum(units.values()), cfg["run"]["progress"]) as bar:
             for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
                 for item in batch.to_pylist():
+                    rows_done += item["rows"]
+                    bar.set_postfix(rows=rows_done, rows_per_s=f"{rows_done / max(1e-9, time.perf_counter() - rows_start):.2f}", refresh=False)
                     bar.update(item["units"])
                     if item["committed"]:
                         committed += 1
@@ -133,6 +136,7 @@ def write_stats(run_root: Path, stats: dict[str, Any]) -> None:
 
 def print_summary(result: RunResult, log=print) -> None:
     log(summary_table(result.manifest))
+    log("stage s: each row's share of its stages' wall time, summed over workers; cpu s: their CPU time")
     rows = result.manifest["rows"]
     stats = result.stats
     if not stats["stages_ran"]:

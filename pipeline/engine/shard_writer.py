@@ -54,9 +54,10 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"rows": len(rows), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
-def _row_seconds(row: dict[str, Any]) -> float:
+def _row_seconds(row: dict[str, Any], key: str) -> float:
+    """The row's share of its stages' time (`seconds`: wall, `cpu_seconds`: CPU)."""
     stages = schema.loads(row.get("provenance")).get("stages", {})
-    return sum(float(info.get("seconds", 0.0)) for info in stages.values())
+    return sum(float(info.get(key, 0.0)) for info in stages.values())
 
 
 class ShardWriter:
@@ -103,10 +104,12 @@ class ShardWriter:
                 files.append({"path": str(path.relative_to(self.run.root)), **_write_parquet(path, part)})
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         seconds: dict[str, float] = defaultdict(float)
+        cpu_seconds: dict[str, float] = defaultdict(float)
         inputs: dict[str, int] = defaultdict(int)
         for row in rows:
             counts[row["task"]][row["status"]] += 1
-            seconds[row["task"]] += _row_seconds(row)
+            seconds[row["task"]] += _row_seconds(row, "seconds")
+            cpu_seconds[row["task"]] += _row_seconds(row, "cpu_seconds")
         for unit in {(r["task"], r["_unit"]) for r in rows}:
             inputs[unit[0]] += 1
         record = {
@@ -115,7 +118,10 @@ class ShardWriter:
             "units": self.units_per_shard[shard],
             "rows": len(rows),
             "files": files,
-            "tasks": {t: {"inputs": inputs[t], "counts": dict(c), "seconds": round(seconds[t], 3)} for t, c in counts.items()},
+            "tasks": {
+                t: {"inputs": inputs[t], "counts": dict(c), "seconds": round(seconds[t], 3), "cpu_seconds": round(cpu_seconds[t], 3)}
+                for t, c in counts.items()
+            },
         }
         # the completion record is the commit: written last
         atomic_write(self.run.commit_record(shard), json.dumps(record, indent=1).encode())

@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from pipeline.core import schema
 from pipeline.core import status as row_status
-from pipeline.core.rows import mark, record_stage
+from pipeline.core.rows import mark, provenance, record_stage
 from pipeline.core.stage import Row, Stage
 
 
@@ -66,23 +66,40 @@ def _settle_fan_out(stage: Stage, inputs: list[Row], outputs: list[Row]) -> list
             produced = [mark(dict(row), schema.SKIPPED, f"{stage.name}: no candidate proposed")]
         for out in produced:
             out["_unit_rows"] = len(produced)
+            _split_timings(out, len(produced))
         settled.extend(produced)
     if by_unit:
         raise RuntimeError(f"{stage.name} produced rows for units it was not given: {sorted(by_unit)[:3]}")
     return settled
 
 
+def _split_timings(row: Row, siblings: int) -> None:
+    """A candidate inherits its input's provenance: its share of the stages before the fan-out
+    is 1/siblings of theirs, so that summing over a task's rows counts each second once."""
+    if siblings <= 1:
+        return
+    prov = provenance(row)
+    for info in prov.get("stages", {}).values():
+        for key in ("seconds", "cpu_seconds"):
+            if key in info:
+                info[key] = round(info[key] / siblings, 6)
+    row["provenance"] = schema.dumps(prov)
+
+
 def run_stage(stage: Stage, rows: list[Row], **where: str) -> list[Row]:
-    """`where` (such as the Ray node) is recorded with the stage's timing on each row it made."""
+    """`where` (such as the Ray node) is recorded with the stage's timing on each row it made:
+    `seconds`, the row's share of the batch's wall time, and `cpu_seconds`, its share of the
+    CPU time this process spent on the batch (all its threads)."""
     active = [r for r in rows if _applies(stage, r)]
     if not active:
         return rows
     passive = [r for r in rows if not _applies(stage, r)]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     processed = _process(stage, active)
     if stage.fans_out:
         processed = _settle_fan_out(stage, active, processed)
-    per_row = (time.perf_counter() - start) / max(1, len(processed))
+    share = 1 / max(1, len(processed))
+    wall, cpu = (time.perf_counter() - start) * share, (time.process_time() - start_cpu) * share
     for row in processed:
-        record_stage(row, stage.name, seconds=round(per_row, 4), **where)
+        record_stage(row, stage.name, seconds=round(wall, 4), cpu_seconds=round(cpu, 4), **where)
     return passive + processed

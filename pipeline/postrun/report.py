@@ -195,14 +195,15 @@ def _index(run_dir: Path, out: Path, nav: str, tasks: list[str], rows: list[dict
     statuses = ("ok", "rejected", "error", "skipped")
     task_counts = manifest.get("tasks", {})
     count_rows = [
-        [t, *[task_counts.get(t, {}).get(s, 0) for s in statuses], manifest.get("task_seconds", {}).get(t, ""), pages.get(t, 0)]
+        [t, *[task_counts.get(t, {}).get(s, 0) for s in statuses], manifest.get("task_seconds", {}).get(t, ""),
+         manifest.get("task_cpu_seconds", {}).get(t, ""), pages.get(t, 0)]
         for t in tasks
     ]
     parts = [
         f"<p>run: {esc(run_dir)} · profile {esc(manifest.get('profile'))} · inputs {esc(manifest.get('inputs'))}"
         f" · complete {esc(manifest.get('complete'))} · rows {esc(manifest.get('rows'))}</p>",
         "<h2>Counts per task</h2>",
-        table(["task", *statuses, "cpu s", "pages"], count_rows),
+        table(["task", *statuses, "stage s", "cpu s", "pages"], count_rows),
         "<h2>Funnel per task</h2>",
     ]
     for task, funnel in sorted(manifest.get("funnel", {}).items()):
