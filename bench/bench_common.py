@@ -173,6 +173,7 @@ class CpuSampler:
         self.roles: dict[tuple[int, float], str] = {}
         self.names: set[str] = set()
         self.max_busy_workers = 0
+        self.root_peak_rss_mb = 0.0
         self.own = 0.0
         self._last: dict[tuple[int, float], tuple[float, float]] = {}
 
@@ -192,6 +193,10 @@ class CpuSampler:
             procs = [root, *root.children(recursive=True)]
         except self.psutil.NoSuchProcess:
             return
+        try:
+            self.root_peak_rss_mb = max(self.root_peak_rss_mb, round(root.memory_info().rss / 2**20, 1))
+        except self.psutil.NoSuchProcess:
+            pass
         now = time.perf_counter()
         busy = 0
         live = set()
@@ -264,9 +269,13 @@ class CpuSampler:
             out["driver"] = out.get("driver", 0.0) - self.own
         return {k: round(v, 2) for k, v in sorted(out.items())}
 
+    def processes(self, role: str = "ray workers") -> int:
+        """How many processes of `role` lived during the sampling."""
+        return sum(1 for r in self.roles.values() if r == role)
+
     def fused_operators(self) -> list[str]:
         """Ray Data operators seen as worker names, longest first (a->b: stages fused into one)."""
-        ops = {n[len("ray::") :] for n in self.names if n.startswith("ray::Map")}
+        ops = {n[len("ray::") :] for n in self.names if n.startswith("ray::Map") and not n.endswith("(")}
         return sorted(ops, key=lambda n: (-n.count("->"), n))
 
 

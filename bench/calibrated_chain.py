@@ -98,6 +98,9 @@ class BusyStage(Stage):
                     finish_row(cand)
             burn_cpu(max(0.0, self.ms / 1000 - (time.thread_time() - start)))
             out.extend(made)
+        done = round(time.time(), 3)
+        for row in out:
+            record_stage(row, self.name, batch=len(rows), at=done)
         return out
 
 
@@ -125,9 +128,10 @@ class DeviceStage(Stage):
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
         time.sleep(self.seconds)
+        done = round(time.time(), 3)
         for row in rows:
             _chain_step(row, self.name)
-            record_stage(row, self.name, batch=len(rows))
+            record_stage(row, self.name, batch=len(rows), at=done)
             if self.finish:
                 finish_row(row)
         return rows
@@ -299,13 +303,19 @@ def run_config(name: str, chain: list[Stage], inputs: int, num_cpus: int, num_gp
     if len(commits) >= 3:
         later = sum(sum(c["counts"].get("ok", 0) + c["counts"].get("rejected", 0) for c in rec["tasks"].values()) for rec in commits[1:])
         steady = later / max(1e-9, t_commits[-1] - t_commits[0])
-    fills = {}
+    fills, timeline = {}, []
+    provs = [schema.loads(r["provenance"]).get("stages", {}) for r in cands]
     for stage in chain:
-        if stage.uses_model:
-            sizes = [schema.loads(r["provenance"]).get("stages", {}).get(stage.name, {}).get("batch") for r in cands]
-            sizes = [s for s in sizes if s]
-            if sizes:
-                fills[stage.name] = {"mean_batch": round(statistics.mean(sizes), 2), "batch_size": stage.resources.batch_size, "fill": round(statistics.mean(sizes) / stage.resources.batch_size, 3)}
+        info = [p.get(stage.name, {}) for p in provs]
+        sizes = [i["batch"] for i in info if i.get("batch")]
+        ats = sorted(i["at"] - stats["started_at"] for i in info if i.get("at"))
+        if stage.uses_model and sizes:
+            fills[stage.name] = {"mean_batch": round(statistics.mean(sizes), 2), "batch_size": stage.resources.batch_size, "fill": round(statistics.mean(sizes) / stage.resources.batch_size, 3)}
+        if ats:
+            # when the stage finished its first and its last batch (seconds since the run started),
+            # and its rate in between, in candidate rows per second
+            span = ats[-1] - ats[0]
+            timeline.append({"stage": stage.name, "first_s": round(ats[0], 1), "last_s": round(ats[-1], 1), "rows_s": round(len(ats) / span, 1) if span > 0 else None})
     b = bound(chain, num_cpus, engine_cpu)
     return {
         "config": name,
@@ -327,9 +337,11 @@ def run_config(name: str, chain: list[Stage], inputs: int, num_cpus: int, num_gp
         "steady_over_bound": None if steady is None else round(steady / b["bound_rows_s"], 3),
         "achieved_over_bound_with_engine_stages": round(achieved / b["bound_with_engine_stages_rows_s"], 3),
         "batch_fill": fills,
+        "stage_timeline": timeline,
         "cpu_s_all_processes": round(sampler.used(), 1),
         "cpu_s_by_process": sampler.by_role(),
         "max_busy_ray_workers": sampler.max_busy_workers,
+        "ray_worker_processes": sampler.processes("ray workers"),
         "ray_data_operators": [n for n in sampler.fused_operators() if not n.endswith((".__init__", ".submit"))],
         "chain": [{"name": s.name, "class": type(s).__name__, **s.resources.__dict__} for s in chain],
     }
@@ -386,7 +398,9 @@ def main() -> None:
             f"  {r['config']}: {caps}; synthetic CPU {b['cpu_s_per_input_synthetic'] * 1000:.0f} ms/input, engine stages "
             f"{b['cpu_s_per_input_engine_stages'] * 1000:.1f} ms/input; batch fill {json.dumps({k: v['fill'] for k, v in r['batch_fill'].items()})}"
         )
-        print(f"  {r['config']}: CPU {r['cpu_s_all_processes']} s {r['cpu_s_by_process']}, at most {r['max_busy_ray_workers']} Ray workers busy at once")
+        print(f"  {r['config']}: CPU {r['cpu_s_all_processes']} s {r['cpu_s_by_process']}; {r['ray_worker_processes']} Ray worker processes, at most {r['max_busy_ray_workers']} busy at once")
+        print(f"  {r['config']}: first/last commit {r['first_commit_s']}/{r['last_commit_s']} s over {r['shards']} shards; stages (first batch done s, last s, rows/s between): "
+              + ", ".join(f"{t['stage']} {t['first_s']}-{t['last_s']} ({t['rows_s']}/s)" for t in r["stage_timeline"]))
         print(f"  {r['config']}: Ray Data operators: " + " | ".join(r["ray_data_operators"]))
         if r["candidate_rows"] != r["expected_candidates"]:
             print(f"  WARNING {r['config']}: {r['candidate_rows']} candidates, expected {r['expected_candidates']}: {r['rows_by_status']}")

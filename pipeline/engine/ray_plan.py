@@ -104,7 +104,7 @@ def task_cpus(stage: Stage, row_blocks: bool, free_cpus: float = 1.0) -> float:
     return max(stage.resources.num_cpus, min(1.0, free_cpus))  # a machine with less than a core free still runs
 
 
-def apply_stage(ds, stage: Stage, default_batch: int, row_blocks: bool = True, free_cpus: float = 1.0):
+def apply_stage(ds, stage: Stage, default_batch: int, row_blocks: bool = False, free_cpus: float = 1.0):
     from ray.data import ActorPoolStrategy
 
     res = stage.resources
@@ -135,9 +135,10 @@ def build_dataset(
     from ray.data import ActorPoolStrategy
 
     batch = cfg["run"]["batch_size"]
-    # Rows, not shards, are the unit of parallelism: Ray Data gives each block (or bundle of
-    # blocks up to a stage's batch_size) to one task, so blocks of one row let every operator
-    # spread a shard's rows over every core. Every output is split at the smallest block size.
+    # Ray Data gives each block (or bundle of blocks up to a stage's batch_size) to one task. With
+    # run.row_blocks every output is split into one-row blocks, so every operator can spread a
+    # shard's rows over the cores; measured so far it costs more in per-block overhead than it
+    # gains on 2 cores (docs/bench/naive_vs_streaming.json), so one block per shard is the default.
     context = ray.data.DataContext.get_current()
     context.target_max_block_size = ROW_SIZED_BLOCKS if cfg["run"]["row_blocks"] else SHARD_SIZED_BLOCKS
     ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=max(1, len(shards)))
