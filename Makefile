@@ -34,7 +34,7 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# the CPU benchmarks (about 25 minutes on 2 cores); each prints a table and writes JSON under docs/bench/
+# the CPU benchmarks (about 25 minutes on 2 cores); each prints a table and writes JSON (docs/bench/, bench/results/ for driver memory)
 bench: $(STAMP)
 	$(PY) bench/driver_memory.py
 	$(PY) bench/naive_vs_streaming.py

@@ -136,9 +136,27 @@ def make_tiny_inputs(folder: Path, count: int, side: int = 64) -> Path:
 # -- the machine ----------------------------------------------------------------------------------
 
 
+ENGINE_PATHS = ("pipeline/engine", "pipeline/core", "stages/candidates.py", "configs/defaults.yaml")
+
+
+def engine_revision() -> dict[str, Any]:
+    """Which engine was measured: the commit and the engine files that differ from it (read-only git)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", *ENGINE_PATHS).splitlines() if line.strip()]
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "engine_files_changed_since": dirty}
+
+
 def machine() -> dict[str, Any]:
     load = os.getloadavg()
     return {
+        "engine": engine_revision(),
         "cpu_count": os.cpu_count(),
         "load_avg_1_5_15": [round(x, 2) for x in load],
         "platform": platform.platform(),
@@ -174,6 +192,8 @@ class CpuSampler:
         self.names: set[str] = set()
         self.max_busy_workers = 0
         self.root_peak_rss_mb = 0.0
+        self.root_peak_uss_mb = 0.0  # private memory only: without shared pages (Ray's object store mapped in)
+        self.root_memory: list[tuple[float, float, float]] = []  # (time.time(), RSS MB, USS MB)
         self.own = 0.0
         self._last: dict[tuple[int, float], tuple[float, float]] = {}
 
@@ -194,8 +214,11 @@ class CpuSampler:
         except self.psutil.NoSuchProcess:
             return
         try:
-            self.root_peak_rss_mb = max(self.root_peak_rss_mb, round(root.memory_info().rss / 2**20, 1))
-        except self.psutil.NoSuchProcess:
+            mem = root.memory_full_info()
+            self.root_peak_rss_mb = max(self.root_peak_rss_mb, round(mem.rss / 2**20, 1))
+            self.root_peak_uss_mb = max(self.root_peak_uss_mb, round(mem.uss / 2**20, 1))
+            self.root_memory.append((time.time(), round(mem.rss / 2**20, 1), round(mem.uss / 2**20, 1)))
+        except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
             pass
         now = time.perf_counter()
         busy = 0
@@ -269,14 +292,42 @@ class CpuSampler:
             out["driver"] = out.get("driver", 0.0) - self.own
         return {k: round(v, 2) for k, v in sorted(out.items())}
 
+    def root_peak_between(self, start: float, end: float) -> dict[str, float | None]:
+        """The root process's peak RSS and USS (MB) between two time.time() moments."""
+        inside = [(r, u) for t, r, u in self.root_memory if start <= t <= end]
+        if not inside:
+            return {"rss_mb": None, "uss_mb": None}
+        return {"rss_mb": max(r for r, _ in inside), "uss_mb": max(u for _, u in inside)}
+
     def processes(self, role: str = "ray workers") -> int:
         """How many processes of `role` lived during the sampling."""
         return sum(1 for r in self.roles.values() if r == role)
 
     def fused_operators(self) -> list[str]:
-        """Ray Data operators seen as worker names, longest first (a->b: stages fused into one)."""
-        ops = {n[len("ray::") :] for n in self.names if n.startswith("ray::Map") and not n.endswith("(")}
-        return sorted(ops, key=lambda n: (-n.count("->"), n))
+        """Ray Data operators seen as worker names, most fused first, repeats collapsed
+        ("MapWorker(MapBatches(apply) x6 -> MapBatches(WriterActor))": six light stages fused into
+        the writer's actor)."""
+        ops = {
+            compact_operator(n[len("ray::") :])
+            for n in self.names
+            if n.startswith("ray::Map") and not n.endswith(("(", ".__init__", ".submit"))
+        }
+        return sorted(ops, key=lambda n: (-len(n), n))
+
+
+def compact_operator(name: str) -> str:
+    inner, wrap = name, ""
+    if name.startswith("MapWorker(") and name.endswith(")"):
+        inner, wrap = name[len("MapWorker(") : -1], "MapWorker"
+    parts = inner.split("->")
+    out: list[list] = []
+    for part in parts:
+        if out and out[-1][0] == part:
+            out[-1][1] += 1
+        else:
+            out.append([part, 1])
+    text = " -> ".join(p if n == 1 else f"{p} x{n}" for p, n in out)
+    return f"{wrap}({text})" if wrap else text
 
 
 # -- output ---------------------------------------------------------------------------------------

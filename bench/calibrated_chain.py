@@ -342,7 +342,7 @@ def run_config(name: str, chain: list[Stage], inputs: int, num_cpus: int, num_gp
         "cpu_s_by_process": sampler.by_role(),
         "max_busy_ray_workers": sampler.max_busy_workers,
         "ray_worker_processes": sampler.processes("ray workers"),
-        "ray_data_operators": [n for n in sampler.fused_operators() if not n.endswith((".__init__", ".submit"))],
+        "ray_data_operators": sampler.fused_operators(),
         "chain": [{"name": s.name, "class": type(s).__name__, **s.resources.__dict__} for s in chain],
     }
 

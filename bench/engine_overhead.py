@@ -363,7 +363,7 @@ def whole_engine(folder: Path, ann: Path, work: Path, task: str, photos: int, ho
         for i, h in enumerate(order):
             cfg = config_for(task, folder, ann, work / f"hops-{h}-{i}", limit=photos)
             runs.append(engine_run(cfg, h, k))
-            print(f"  engine run {i + 1}/{len(order)}: {runs[-1]}", file=sys.stderr)
+            print(f"  engine run {i + 1}/{len(order)}: {h} hops, CPU {runs[-1]['cpu_s']} s, wall {runs[-1]['wall_s']} s", file=sys.stderr)
     finally:
         ray.shutdown()
     base = statistics.mean(r["cpu_s"] for r in runs if r["hops"] == 0)

@@ -154,6 +154,8 @@ def run_streaming(args, folder: Path, ann: Path, out: Path) -> dict:
     stats = json.loads((out / "stats" / "run.json").read_text())
     manifest = json.loads((out / "manifest.json").read_text())
     plan = json.loads((out / "plan" / "plan.json").read_text())
+    commits = commit_curve(out, stats["started_at"])
+    last_commit = stats["started_at"] + (commits[-1]["t_s"] if commits else 0.0)
     return {
         "command": "python -m pipeline run " + " ".join(cmd[4:]),
         "wall_s": round(wall, 2),
@@ -162,19 +164,23 @@ def run_streaming(args, folder: Path, ann: Path, out: Path) -> dict:
         "first_candidate_s": stats.get("first_candidate_s"),
         "driver_peak_rss_mb": stats.get("driver_peak_rss_mb"),
         "driver_peak_rss_mb_sampled": sampler.root_peak_rss_mb,
+        "driver_peak_uss_mb_sampled": sampler.root_peak_uss_mb,
         "bench_parent_peak_rss_mb_at_launch": parent_rss,
         "ray": stats.get("ray"),
         "rows": sum(manifest["rows"].values()),
         "rows_by_status": manifest["rows"],
-        "commits": commit_curve(out, stats["started_at"]),
+        "commits": commits,
         "config_hash": plan["config_hash"],
+        # the driver's memory while shards stream and commit, and after (selection, dedup, manifest)
+        "driver_peak_until_last_commit": sampler.root_peak_between(0.0, last_commit),
+        "driver_peak_after_last_commit": sampler.root_peak_between(last_commit, float("inf")),
         # driver and every Ray process it started, sampled every 0.5 s (a process that ends loses
         # at most its last half second)
         "cpu_s_all_processes": round(sampler.used(), 1),
         "cpu_s_by_process": sampler.by_role(),
         "max_busy_ray_workers": sampler.max_busy_workers,
         "ray_worker_processes": sampler.processes("ray workers"),
-        "ray_data_operators": [n for n in sampler.fused_operators() if not n.endswith((".__init__", ".submit"))],
+        "ray_data_operators": sampler.fused_operators(),
     }
 
 
@@ -274,7 +280,8 @@ def main() -> None:
     print(table(["mode", "seconds", "ray ready s", "1st commit w/ cand s", "share of run", "rows", "peak RSS MB"], rows))
     print(
         f"(peak RSS: naive = this process; streaming = the driver's stats/run.json figure, sampled peak "
-        f"{streaming['driver_peak_rss_mb_sampled']} MB; Ray's workers not included)"
+        f"{streaming['driver_peak_rss_mb_sampled']} MB, of it private (USS) {streaming['driver_peak_uss_mb_sampled']} MB; "
+        f"until the last commit {streaming['driver_peak_until_last_commit']}, after it (selection) {streaming['driver_peak_after_last_commit']}; Ray's workers not included)"
     )
     print(
         f"speedup {speedup:.2f}x = {result['share_of_ideal']:.0%} of the ideal {cores}x"

@@ -35,6 +35,7 @@ def _choice_row(choice=None, objects=None, tags=None):
         state["edit_choice"] = choice
     return {
         "sample_id": "c", "task": REPLACE, "status": schema.PENDING, "_unit": "0:0:r", "source_sha256": "ab",
+        "_input": schema.dumps({"key": "cup.png", "index": 0}),
         "width": 100, "height": 100, "_work": schema.dumps(state),
     }
 
