@@ -1,5 +1,7 @@
 """What the throughput benchmarks share: offline 1024-px inputs with COCO boxes made from the
-bundled sample photos, the machine's load, a table printer and the JSON writer.
+bundled sample photos, the machine's load and the engine's commit, the CPU and memory of a process tree
+(CpuSampler: the driver and every Ray process; the Ray Data operators it sees), a table printer and
+the JSON writer.
 
 Imported as `bench.bench_common` (each benchmark puts the repository on sys.path first)."""
 
@@ -166,10 +168,16 @@ def machine() -> dict[str, Any]:
 
 
 def load_note(before: dict[str, Any]) -> str:
-    """'idle' or a note that other work shared the cores when the benchmark started."""
+    """How busy the machine was when the benchmark started (the 1-minute load average, which
+    also holds the tail of whatever ran just before)."""
     one = before["load_avg_1_5_15"][0]
     cores = before["cpu_count"] or 1
-    return "low load" if one < 0.5 * cores else f"UNDER LOAD: 1-min load {one} on {cores} cores when it started"
+    where = f"1-min load {one} on {cores} cores"
+    if one < 0.75 * cores:
+        return f"low load ({where})"
+    if one < cores:
+        return f"moderate load ({where})"
+    return f"UNDER LOAD: {where} when it started; other work shared the cores"
 
 
 # -- CPU of a process tree ------------------------------------------------------------------------
