@@ -26,11 +26,12 @@ class ConfigError(ValueError):
     pass
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, what: str = "config file") -> dict[str, Any]:
+    """A YAML mapping, or a ConfigError naming `what` is missing or malformed."""
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -109,11 +110,11 @@ def parse_set(item: str) -> dict[str, Any]:
 
 
 def base_schema() -> dict[str, Any]:
-    schema = _read_yaml(CONFIG_DIR / "defaults.yaml")
+    schema = read_yaml(CONFIG_DIR / "defaults.yaml")
     # every task's and every filter's keys are part of the defaults
     layers = sorted((CONFIG_DIR / "tasks").glob("*.yaml")) + sorted((CONFIG_DIR / "filters").glob("*.yaml"))
     for layer in layers + [CONFIG_DIR / "editor.yaml"]:
-        schema = _deep_merge(schema, _read_yaml(layer))
+        schema = _deep_merge(schema, read_yaml(layer))
     return schema
 
 
@@ -134,8 +135,8 @@ def load_config(
     profile_path = CONFIG_DIR / "profiles" / f"{profile}.yaml"
     if not profile_path.exists():
         raise ConfigError(f"unknown profile {profile!r}; choose from: {', '.join(profiles())}")
-    layers = [(str(profile_path), _read_yaml(profile_path))]
-    layers += [(path, _read_yaml(Path(path))) for path in config_files or []]
+    layers = [(str(profile_path), read_yaml(profile_path))]
+    layers += [(path, read_yaml(Path(path))) for path in config_files or []]
     layers += [("--set", layer) for layer in overrides or []]
     for where, layer in layers:
         cfg = _deep_merge(cfg, _validated(schema, layer, where))

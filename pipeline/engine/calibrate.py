@@ -23,11 +23,12 @@ import yaml
 
 from pipeline.core import schema
 from pipeline.core.inputs import discover
-from pipeline.core.stage import Row, Stage
+from pipeline.core.stage import Row
 from pipeline.core.task_names import VIDEO_TASKS
 from pipeline.engine.gpu_plan import cost_key
+from pipeline.engine.ray_plan import input_row
 from pipeline.engine.stage_list import WriteShards, build_stage_list
-from pipeline.engine.stage_runner import run_stage
+from pipeline.engine.stage_runner import applies, run_stage
 from stages.models.tiny import ensure_tiny
 
 
@@ -69,30 +70,12 @@ def start_rows(cfg: dict[str, Any], inputs: int) -> list[Row]:
     records = discover(cfg["input"])
     images = [r for r in records if r["kind"] != "video"][:inputs]
     videos = [r for r in records if r["kind"] == "video"][:1] if any(t in VIDEO_TASKS for t in cfg["run"]["tasks"]) else []
-    rows = []
-    for index, record in enumerate(images + videos):
-        record = {**record, "index": index}
-        rows.append(
-            {
-                "sample_id": "",
-                "task": "",
-                "status": schema.PENDING,
-                "source_uri": record["uri"],
-                "license": record.get("license"),
-                "_shard": 0,
-                "_input": schema.dumps(record),
-            }
-        )
-    return rows
+    return [input_row({**record, "index": index}, 0) for index, record in enumerate(images + videos)]
 
 
 def _batches(rows: list[Row], size: int) -> list[list[Row]]:
     size = max(1, size)
     return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
-def _applies(stage: Stage, row: Row) -> bool:
-    return row.get("status") in stage.accepts and (stage.tasks is None or row.get("task") in stage.tasks)
 
 
 def calibrate(cfg: dict[str, Any], inputs: int = 4, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
@@ -111,7 +94,7 @@ def calibrate(cfg: dict[str, Any], inputs: int = 4, log: Callable[[str], None] =
             stage.setup()
             rows = [out for batch in _batches(rows, stage.resources.batch_size or 8) for out in run_stage(stage, batch)]
             continue
-        active = [r for r in rows if _applies(stage, r)]
+        active = [r for r in rows if applies(stage, r)]
         key = cost_key(stage)
         if not active:
             log(f"{stage.name}: no row reached it; not measured")

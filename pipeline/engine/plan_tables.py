@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.core import schema
-from pipeline.core.config import CONFIG_DIR, ConfigError
+from pipeline.core.config import CONFIG_DIR, ConfigError, read_yaml
 from pipeline.core.stage import Stage
 from pipeline.core.task_names import VIDEO_TASKS
 
@@ -45,22 +43,10 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def _read(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    return data
-
-
 def load_costs(cfg: dict[str, Any]) -> tuple[dict[str, Cost], int | None]:
     """The cost table's entries by key, and the working size they were measured at."""
     path = table_path(cfg, "cost_table")
-    data = _read(path, "gpu.cost_table")
+    data = read_yaml(path, "gpu.cost_table")
     costs = {}
     for key, entry in (data.get("stages") or {}).items():
         try:
@@ -71,7 +57,7 @@ def load_costs(cfg: dict[str, Any]) -> tuple[dict[str, Cost], int | None]:
 
 
 def load_traffic(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    data = _read(table_path(cfg, "traffic"), "gpu.traffic")
+    data = read_yaml(table_path(cfg, "traffic"), "gpu.traffic")
     return {"candidates": data.get("candidates") or {}, "generated": data.get("generated") or {}}
 
 

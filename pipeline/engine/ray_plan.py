@@ -18,21 +18,21 @@ from pipeline.engine.shard_writer import PROGRESS_SCHEMA, ShardWriter
 from pipeline.engine.stage_runner import run_stage
 
 
+def input_row(record: dict[str, Any], shard: int) -> Row:
+    """The row an input record starts as, before decode."""
+    return {
+        "sample_id": "",
+        "task": "",
+        "status": schema.PENDING,
+        "source_uri": record["uri"],
+        "license": record.get("license"),
+        "_shard": shard,
+        "_input": schema.dumps(record),
+    }
+
+
 def start_rows(run_root: str, shard: int) -> list[Row]:
-    rows = []
-    for record in RunDir(Path(run_root)).read_shard_inputs(shard):
-        rows.append(
-            {
-                "sample_id": "",
-                "task": "",
-                "status": schema.PENDING,
-                "source_uri": record["uri"],
-                "license": record.get("license"),
-                "_shard": shard,
-                "_input": schema.dumps(record),
-            }
-        )
-    return rows
+    return [input_row(record, shard) for record in RunDir(Path(run_root)).read_shard_inputs(shard)]
 
 
 ROW_SIZED_BLOCKS = 1  # bytes: any row is larger, so each output block holds one row

@@ -14,7 +14,7 @@ from pipeline.core.rows import mark, provenance, record_stage
 from pipeline.core.stage import Row, Stage
 
 
-def _applies(stage: Stage, row: Row) -> bool:
+def applies(stage: Stage, row: Row) -> bool:
     return row.get("status") in stage.accepts and (stage.tasks is None or row.get("task") in stage.tasks)
 
 
@@ -90,10 +90,10 @@ def run_stage(stage: Stage, rows: list[Row], **where: str) -> list[Row]:
     """`where` (such as the Ray node) is recorded with the stage's timing on each row it made:
     `seconds`, the row's share of the batch's wall time, and `cpu_seconds`, its share of the
     CPU time this process spent on the batch (all its threads)."""
-    active = [r for r in rows if _applies(stage, r)]
+    active = [r for r in rows if applies(stage, r)]
     if not active:
         return rows
-    passive = [r for r in rows if not _applies(stage, r)]
+    passive = [r for r in rows if not applies(stage, r)]
     start, start_cpu = time.perf_counter(), time.process_time()
     processed = _process(stage, active)
     if stage.fans_out:
