@@ -110,10 +110,10 @@ class BusyStage(Stage):
 
 def finish_row(row: Row) -> None:
     """A target the gates can judge: the source, inverted (what a render step leaves)."""
-    from pipeline.core.image_io import decode_png, encode_png
+    from pipeline.core.image_io import decode_image, encode_image
 
-    rgb = decode_png(row["source_image"]["bytes"])
-    row["target_image"] = schema.image_value(encode_png(255 - rgb))
+    rgb = decode_image(row["source_image"]["bytes"])
+    row["target_image"] = schema.image_value(encode_image(255 - rgb))
     row["instruction_en"] = row["instruction_zh"] = "synthetic"
 
 

@@ -35,7 +35,7 @@ from bench.filter_defects import KINDS, SEVERITIES, SEVERITY, plant
 from filters.common_gates import CommonGatesStage
 from filters.gate_stage import GateStage
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.inputs import discover
 from pipeline.core.stage import Row, Stage
 from pipeline.engine.stage_list import SplitByTask
@@ -87,7 +87,7 @@ def run_recipe(task: str, cfg: dict[str, Any], inputs: list[Row]) -> tuple[list[
     erased: dict[str, np.ndarray] = {}
     for stage in stages:
         if isinstance(stage, TextRenderStage):
-            erased = {r["sample_id"]: decode_png(r["target_image"]["bytes"]) for r in rows if r["status"] == schema.PENDING and r.get("target_image")}
+            erased = {r["sample_id"]: decode_image(r["target_image"]["bytes"]) for r in rows if r["status"] == schema.PENDING and r.get("target_image")}
         rows = run_stage(stage, rows)
     return rows, task_gate(stages), erased
 
@@ -98,7 +98,7 @@ def run_recipe(task: str, cfg: dict[str, Any], inputs: list[Row]) -> tuple[list[
 def fresh(row: Row, target: np.ndarray, variant: str) -> Row:
     """The row as its task gate first saw it, with `target` in place of its target."""
     copy = dict(row)
-    copy.update(status=schema.PENDING, reason=None, scores=None, target_image=schema.image_value(encode_png(target)))
+    copy.update(status=schema.PENDING, reason=None, scores=None, target_image=schema.image_value(encode_image(target)))
     copy["sample_id"] = f"{row['sample_id']}:{variant}"
     return copy
 
@@ -135,7 +135,7 @@ def benchmark(tasks: tuple[str, ...] = DEFAULT_TASKS, severity: str = "standard"
         good = [r for r in rows if r["status"] == schema.OK]
         variants: list[tuple[str, Row]] = []
         for row in good:
-            variants.append(("good", fresh(row, decode_png(row["target_image"]["bytes"]), "good")))
+            variants.append(("good", fresh(row, decode_image(row["target_image"]["bytes"]), "good")))
             for kind, target in plant(row, good, erased, cfg).items():
                 variants.append((kind, fresh(row, target, kind)))
         judged = judge([v for _, v in variants], gate, common)

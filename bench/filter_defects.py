@@ -13,7 +13,7 @@ import numpy as np
 
 from filters.hue import hue_distance, rgb_hue
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.stage import Row
 from stages.lab_recolor import recolor
 from stages.vocabulary import COLORS
@@ -86,15 +86,15 @@ def unrelated(row: Row, pool: list[Row]) -> np.ndarray | None:
     others = [r for r in pool if r["task"] == row["task"] and r["source_sha256"] != row["source_sha256"]]
     if not others:
         return None
-    other = decode_png(_rng(row, "unrelated").choice(others)["target_image"]["bytes"])
-    height, width = decode_png(row["source_image"]["bytes"]).shape[:2]
+    other = decode_image(_rng(row, "unrelated").choice(others)["target_image"]["bytes"])
+    height, width = decode_image(row["source_image"]["bytes"]).shape[:2]
     return cv2.resize(other, (width, height), interpolation=cv2.INTER_AREA)
 
 
 def plant(row: Row, pool: list[Row], erased: dict[str, np.ndarray], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Every defect that applies to this good row, as damaged targets by kind."""
-    source = decode_png(row["source_image"]["bytes"])
-    target = decode_png(row["target_image"]["bytes"])
+    source = decode_image(row["source_image"]["bytes"])
+    target = decode_image(row["target_image"]["bytes"])
     mask = decode_mask(row["mask"]["bytes"]) if row.get("mask") else None
     edit = schema.loads(row.get("edit"))
     out: dict[str, np.ndarray] = {

@@ -23,7 +23,7 @@ from filters.gate_stage import GateStage
 from filters.gates import GateResult, record_gates
 from filters.mask_change import dilate, touched_margin_px
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.stage import ModelStage, Resources, Row
 
 PIXEL, MODEL = "pixel", "model"
@@ -131,8 +131,8 @@ class CommonGatesStage(GateStage):
     def process_row(self, row: Row) -> Row:
         if row.get("status") not in self.accepts or not row.get("target_image") or not row.get("source_image"):
             return row
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
+        target = decode_image(row["target_image"]["bytes"])
         mask = decode_mask(row["mask"]["bytes"]) if row.get("mask") else None
         edit = schema.loads(row.get("edit"))
         limits = merged_limits(self.limits, self.per_task, self.per_kind, row["task"], edit.get("kind"))
@@ -177,8 +177,8 @@ class ModelGateStage(ModelStage):
             self.setup()
         active = [r for r in rows if r.get("status") in self.accepts and r.get("source_image") and r.get("target_image")]
         if active:
-            sources = [decode_png(r["source_image"]["bytes"]) for r in active]
-            targets = [decode_png(r["target_image"]["bytes"]) for r in active]
+            sources = [decode_image(r["source_image"]["bytes"]) for r in active]
+            targets = [decode_image(r["target_image"]["bytes"]) for r in active]
             for row, results in zip(active, self.gate_batch(active, sources, targets)):
                 record_gates(row, results)
                 note_gates_ran(row, [r.name for r in results], MODEL)

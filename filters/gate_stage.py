@@ -8,7 +8,7 @@ import numpy as np
 
 from filters.gates import GateResult, record_gates
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.stage import Resources, Row, Stage
 
 
@@ -21,8 +21,8 @@ class GateStage(Stage):
         self.limits = dict(limits)
 
     def process_row(self, row: Row) -> Row:
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
+        target = decode_image(row["target_image"]["bytes"])
         mask = decode_mask(row["mask"]["bytes"]) if self.masked else None
         edit = schema.loads(row.get("edit"))
         return record_gates(row, self.results(source, target, mask, edit, row))

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import asdict
 
 from pipeline.core import schema
-from pipeline.core.image_io import encode_png
+from pipeline.core.image_io import encode_image, encode_png
 from pipeline.core.rows import mark, record_stage, update_work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.decode import DecodeLimits, InputRefused, decode_image, scale_objects
@@ -38,7 +38,7 @@ class DecodeStage(Stage):
         except InputRefused as refused:
             return mark(row, refused.kind, f"decode: {refused.reason}")
         height, width = decoded.rgb.shape[:2]
-        row["source_image"] = schema.image_value(encode_png(decoded.rgb), record["key"])
+        row["source_image"] = schema.image_value(encode_image(decoded.rgb), record["key"])
         row["width"], row["height"] = width, height
         objects = record.get("objects")
         update_work(
@@ -67,7 +67,7 @@ class DecodeStage(Stage):
         except InputRefused as refused:
             return mark(row, refused.kind, f"decode: {refused.reason}")
         height, width = decoded.rgb.shape[:2]
-        row["source_image"] = schema.image_value(encode_png(decoded.rgb), record["key"])
+        row["source_image"] = schema.image_value(encode_image(decoded.rgb), record["key"])
         row["width"], row["height"] = width, height
         update_work(row, video=info, objects=record.get("objects"))
         record_stage(row, self.name, video=info, working_size=[width, height])

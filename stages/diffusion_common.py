@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.mask_ops import dilate  # noqa: F401 - part of this module's helpers
 from pipeline.core.stage import ModelStage, Resources, Row
 from stages.lab_recolor import inner_alpha
@@ -78,7 +78,7 @@ def edit_prompt(row: Row) -> str:
 
 def read_source_and_mask(row: Row) -> tuple[np.ndarray, np.ndarray | None]:
     """The row's source picture and its mask (None when the row carries none), checked to match."""
-    source = decode_png(row["source_image"]["bytes"])
+    source = decode_image(row["source_image"]["bytes"])
     value = row.get("mask")
     mask = decode_mask(value["bytes"]) if value and value.get("bytes") else None
     if mask is not None and mask.shape != source.shape[:2]:
@@ -109,7 +109,7 @@ def generate_by_size(items: list[dict], generate: GenerateFn) -> Iterator[tuple[
 
 
 def write_target(row: Row, target: np.ndarray) -> None:
-    row["target_image"] = schema.image_value(encode_png(target))
+    row["target_image"] = schema.image_value(encode_image(target))
 
 
 class DiffusionEditStage(ModelStage):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import record_fallback, record_stage, set_blob, work
 from pipeline.core.stage import Resources, Row, Stage
 
@@ -76,7 +76,7 @@ class GrabCutMaskStage(Stage):
         self.max_fraction = max_fraction
 
     def process_row(self, row: Row) -> Row:
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         size = (rgb.shape[1], rgb.shape[0])
         methods = []
         for i, obj in enumerate(work(row)["selected"]):
@@ -90,6 +90,6 @@ class GrabCutMaskStage(Stage):
                 method = "ellipse"
                 record_fallback(row, self.name, f"object {i} ({obj['label']}): GrabCut kept {fraction:.0%} of the box; used the inscribed ellipse")
             methods.append(method)
-            set_blob(row, f"mask:{i}", encode_png(mask.astype(np.uint8) * 255))
+            set_blob(row, f"mask:{i}", encode_image(mask.astype(np.uint8) * 255))
         record_stage(row, self.name, backend="opencv.grabCut", iterations=self.iterations, methods=methods)
         return row

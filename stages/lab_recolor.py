@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
 
@@ -60,9 +60,9 @@ class LabRecolorStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         edit = schema.loads(row["edit"])
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         mask = decode_mask(row["mask"]["bytes"])
         target = recolor(rgb, mask, tuple(edit["target_rgb"]), self.lightness_shift, self.feather_px)
-        row["target_image"] = schema.image_value(encode_png(target))
+        row["target_image"] = schema.image_value(encode_image(target))
         record_stage(row, self.name, backend="opencv.Lab", lightness_shift=self.lightness_shift, feather_px=self.feather_px)
         return row

@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import record_stage, update_work
 from pipeline.core.stage import Resources, Row, Stage
 
@@ -49,7 +49,7 @@ class RapidOcrStage(Stage):
         reader()
 
     def process_row(self, row: Row) -> Row:
-        lines = read_text(decode_png(row["source_image"]["bytes"]))
+        lines = read_text(decode_image(row["source_image"]["bytes"]))
         update_work(row, texts=lines)
         record_stage(row, self.name, backend=BACKEND, found=len(lines))
         return row

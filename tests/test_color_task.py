@@ -5,7 +5,7 @@ import skimage.data
 from filters.color_gate import color_gate_results
 from filters.hue import hue_distance, region_hue, rgb_hue
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_png
 from pipeline.engine.stage_runner import run_stage
 from stages.grabcut_mask import clean_mask, grabcut_from_box
 from stages.lab_recolor import recolor
@@ -81,8 +81,8 @@ def test_colour_recipe_end_to_end_without_ray():
         en_color, zh_color, _ = COLORS[edit["color"]]
         assert "saucer" in r["instruction_en"] and en_color in r["instruction_en"]
         assert "碟子" in r["instruction_zh"] and zh_color in r["instruction_zh"]
-        target = decode_png(r["target_image"]["bytes"])
-        mask = decode_png(r["mask"]["bytes"], "L") > 127
+        target = decode_image(r["target_image"]["bytes"])
+        mask = decode_image(r["mask"]["bytes"], "L") > 127
         assert np.array_equal(target[~mask], rgb[~mask])
         gates = schema.loads(r["scores"])["gates"]
         assert set(gates) == {"outside_change", "inside_change", "hue_error_deg", "target_saturation"}

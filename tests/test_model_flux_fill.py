@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import dilate, paste_inside, row_seed, working_size
@@ -95,8 +95,8 @@ def test_inpaints_inside_the_mask_only_at_source_size(stage):
     for row in rows:
         done = out[row["sample_id"]]
         assert done["status"] == schema.PENDING, done.get("reason")
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(done["target_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
+        target = decode_image(done["target_image"]["bytes"])
         assert target.shape == source.shape
         region = dilate(decode_mask(row["mask"]["bytes"]), stage.mask_dilate_px)
         assert np.array_equal(target[~region], source[~region])

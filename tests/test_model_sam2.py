@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import blob, provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.grabcut_mask import GrabCutMaskStage, ellipse_mask
@@ -104,7 +104,7 @@ def test_stage_is_a_drop_in_for_grabcut(loaded_stage):
     [grab_row] = run_stage(grabcut, [_row(rgb, selected)])
     assert [b["name"] for b in sam_row["_blobs"]] == [b["name"] for b in grab_row["_blobs"]] == ["mask:0", "mask:1"]
     for i in range(2):
-        stored = decode_png(blob(sam_row, f"mask:{i}"), "L")
+        stored = decode_image(blob(sam_row, f"mask:{i}"), "L")
         assert stored.shape == (96, 128) and set(np.unique(stored)) <= {0, 255}
     info = provenance(sam_row)["stages"]["sam2_mask"]
     assert info["methods"] == ["sam2", "sam2"] and info["dtype"] == str(DTYPE).removeprefix("torch.") and len(info["predicted_iou"]) == 2

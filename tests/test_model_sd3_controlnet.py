@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import row_seed
@@ -48,7 +48,7 @@ def _row(index: int, rgb: np.ndarray, prompt: str, mask: np.ndarray | None = Non
 
 
 def _target(row: dict) -> np.ndarray:
-    return decode_png(row["target_image"]["bytes"])
+    return decode_image(row["target_image"]["bytes"])
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_canny_control_image_and_prompts_reach_the_pipeline(canny_stage, monkeyp
     assert calls[0]["prompt"] == ["make it marble", "make it wood"]
     assert calls[0]["controlnet_conditioning_scale"] == canny_stage.conditioning_scale
     for control, row in zip(calls[0]["control_image"], rows):
-        expected = canny_edges(decode_png(row["source_image"]["bytes"]), canny_stage.canny_low, canny_stage.canny_high)
+        expected = canny_edges(decode_image(row["source_image"]["bytes"]), canny_stage.canny_low, canny_stage.canny_high)
         assert expected.any() and np.array_equal(np.asarray(control), expected)
         done = out[row["sample_id"]]
         assert _target(done).shape == (64, 64, 3)

@@ -67,6 +67,9 @@ def test_datasets_decodes_the_image_columns_offline(sample_run):
     first = ds[0]
     assert isinstance(first["source_image"], Image.Image) and isinstance(first["target_image"], Image.Image)
     assert first["source_image"].size == first["target_image"].size == first["mask"].size
+    table = pq.read_table(sample_run.run_dir / "candidates", columns=["source_image", "target_image", "mask"])
+    written = [v["bytes"] for column in table.columns for v in column.to_pylist() if v]
+    assert written and all(b.startswith(b"\x89PNG\r\n\x1a\n") for b in written)  # pictures travel as NPY, land as PNG
     assert first["instruction_en"] and first["instruction_zh"]
     assert json.loads(first["provenance"])["stages"]["lab_recolor"]["backend"] == "opencv.Lab"
 

@@ -8,7 +8,7 @@ import skimage.data
 
 from filters.material_gate import material_gate_results, shading_correlation
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
 from stages.material_shading import detail, region_correlation
@@ -96,7 +96,7 @@ def test_material_recipe_end_to_end_without_ray():
         en, zh = material_names(edit["material"])
         assert en in r["instruction_en"] and "saucer" in r["instruction_en"]
         assert zh in r["instruction_zh"] and "碟子" in r["instruction_zh"]
-        target, mask = decode_png(r["target_image"]["bytes"]), decode_mask(r["mask"]["bytes"])
+        target, mask = decode_image(r["target_image"]["bytes"]), decode_mask(r["mask"]["bytes"])
         assert np.array_equal(target[~mask], rgb[~mask])
         assert set(schema.loads(r["scores"])["gates"]) == {"outside_change", "inside_change", "shading_correlation", "detail_correlation"}
     assert all(r["status"] == schema.OK for r in rows), [r["reason"] for r in rows]
@@ -135,6 +135,6 @@ def test_tiny_recipe_feeds_depth_mask_and_material_prompt_to_the_depth_controlne
         assert depth.shape == rgb.shape[:2]
         assert np.array_equal(control, resize_rgb(render_depth(depth), control.shape[:2]))
     for r in rows:  # pasted back inside the SAM-2 mask only
-        target, mask = decode_png(r["target_image"]["bytes"]), decode_mask(r["mask"]["bytes"])
+        target, mask = decode_image(r["target_image"]["bytes"]), decode_mask(r["mask"]["bytes"])
         assert np.array_equal(target[~mask], rgb[~mask])
         assert schema.loads(r["provenance"])["stages"]["sd3_controlnet"]["masked"] is True

@@ -7,7 +7,7 @@ import skimage.data
 
 from filters.motion_gate import motion_gate_results
 from pipeline.core import config, models, sample_clip, schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.decode import DecodeLimits
@@ -101,7 +101,7 @@ def test_bundled_clip_gives_pairs_whose_edit_matches_the_known_motion(clips, bal
         assert DIRECTION_EN[edit["direction"]] in row["instruction_en"] and "subject" in row["instruction_en"]
         assert DIRECTION_ZH[edit["direction"]] in row["instruction_zh"] and "主体" in row["instruction_zh"]
         # source is the earlier frame, target the later; the mask holds the ball in both
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         size = (row["width"], row["height"])
         assert np.abs(source.astype(int) - cv2.resize(frames[a], size, interpolation=cv2.INTER_AREA)).mean() < 1
         assert np.abs(target.astype(int) - cv2.resize(frames[b], size, interpolation=cv2.INTER_AREA)).mean() < 1
@@ -147,7 +147,7 @@ def test_a_panning_clip_is_rejected_as_camera_motion(clips, cpu_cfg):
 
 def test_gates_catch_a_scene_cut_and_a_subject_that_stays(ball_rows):
     row = next(r for r in ball_rows if r["status"] == schema.OK)
-    source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+    source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
     mask, edit = decode_mask(row["mask"]["bytes"]), schema.loads(row["edit"])
     limits = config.load_config("cpu")["tasks"][TASK]["gate"]
     other = cv2.resize(skimage.data.coffee(), (source.shape[1], source.shape[0]))
@@ -217,7 +217,7 @@ def test_tiny_recipe_shows_the_model_both_frames_and_falls_back_on_junk(clips, t
     first_images, first_prompts = calls[0]
     assert len(first_images) == len(first_prompts) and "left frame first" in first_prompts[0]
     for row in candidates:
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         width = source.shape[1]
         composite = next(img for images, _ in calls for img in images if np.array_equal(img[:, :width], source))
         assert np.array_equal(composite[:, width + GAP_PX :], target)  # the later frame on the right

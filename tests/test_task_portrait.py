@@ -11,7 +11,7 @@ import skimage.data
 
 from filters.portrait_gate import laplacian_variance, portrait_gate_results
 from pipeline.core import config, models, schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import blob, provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import dilate, resize_mask
@@ -101,7 +101,7 @@ def test_recipe_retouches_a_face_and_skips_a_photo_without_one(cpu_cfg):
         assert row["status"] == schema.OK, row["reason"]
         edit = schema.loads(row["edit"])
         assert edit["face_source"] == "haar" and box_iou(edit["box_xywh"], face_box) > 0.5
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         mask, skin = decode_mask(row["mask"]["bytes"]), decode_mask(blob(row, "skin"))
         assert np.array_equal(target[~mask], source[~mask])  # nothing outside the face region changed
         assert laplacian_variance(target, skin) < 0.7 * laplacian_variance(source, skin)  # smoother skin
@@ -173,5 +173,5 @@ def test_tiny_recipe_grounds_face_and_refines_the_skin_mask_with_flux_fill(tiny_
         assert record["florence2_grounding"]["prompts"] == [PHRASE_GROUNDING + "face"]
         assert record["flux_fill"]["model"] == models.resolve(tiny_cfg, "flux_fill")[0]
         assert record["portrait_retouch"]["on"] == "flux_fill"
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         assert np.array_equal(target[~mask], source[~mask])

@@ -7,7 +7,7 @@ import pytest
 
 from filters.remove_gate import AddGateStage, RemoveGateStage, removal_gate_results
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import blob, provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.candidates import box_mask
@@ -65,7 +65,7 @@ def test_removal_fills_the_mask_with_background_and_leaves_the_rest(removed):
     rgb, clean = _scene()
     row = removed["cup"]
     assert row["status"] == schema.OK, row["reason"]
-    target = decode_png(row["target_image"]["bytes"])
+    target = decode_image(row["target_image"]["bytes"])
     mask = decode_mask(row["mask"]["bytes"])
     disc = np.all(rgb == (230, 40, 30), axis=2)
     edit = schema.loads(row["edit"])
@@ -96,8 +96,8 @@ def test_addition_is_the_removal_swapped_exactly(removed, cpu_cfg):
     added = _run(add_task.TASK, rgb, cpu_cfg)
     row = added["cup"]
     assert row["status"] == schema.OK, row["reason"]
-    assert np.array_equal(decode_png(row["source_image"]["bytes"]), decode_png(removed["cup"]["target_image"]["bytes"]))
-    assert np.array_equal(decode_png(row["target_image"]["bytes"]), rgb)
+    assert np.array_equal(decode_image(row["source_image"]["bytes"]), decode_image(removed["cup"]["target_image"]["bytes"]))
+    assert np.array_equal(decode_image(row["target_image"]["bytes"]), rgb)
     assert row["mask"]["bytes"] == removed["cup"]["mask"]["bytes"]
     assert row["sample_id"] != removed["cup"]["sample_id"]
     # the cup sits in the right middle ninth of the frame, just right of the suitcase
@@ -195,5 +195,5 @@ def test_tiny_recipe_asks_flux_fill_to_fill_the_grown_sam2_mask_with_background(
     assert edit["mask_dilate_px"] >= 1 and edit["prompt"] == calls[0]["prompt"][0]
     record = provenance(row)["stages"]
     assert record["flux_fill"]["prompt"] == edit["prompt"] and record["sam2_mask"]["methods"]
-    target = decode_png(row["target_image"]["bytes"])
+    target = decode_image(row["target_image"]["bytes"])
     assert np.array_equal(target[~sent], rgb[~sent])  # pasted inside the grown mask only

@@ -11,7 +11,7 @@ from filters.background_gate import background_gate_results
 from filters.edges import structure_similarity
 from filters.replace_gate import replace_gate_results
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import work
 from pipeline.engine.stage_runner import run_stage
 from stages.grabcut_mask import clean_mask, grabcut_from_box
@@ -50,7 +50,7 @@ def bank(cpu_cfg):
 
 def _coffee_cup(long_side: int = 300):
     row = sample_row("coffee.png", REPLACE, long_side)
-    rgb = decode_png(row["source_image"]["bytes"])
+    rgb = decode_image(row["source_image"]["bytes"])
     cup = next(o for o in work(row)["objects"] if o["label"] == "cup")
     return row, rgb, cup, clean_mask(grabcut_from_box(rgb, cup["bbox"], 5, 0.02, 0))
 
@@ -100,7 +100,7 @@ def test_replace_recipe_on_the_coffee_photo(cpu_cfg):
         assert edit["donor"]["source"] != "coffee.png" and edit["new_object"] != edit["object"]
         assert edit["object"] in row["instruction_en"] and edit["new_object"] in row["instruction_en"]
         assert edit["slots_zh"]["new"] in row["instruction_zh"] and edit["slots_zh"]["old"] in row["instruction_zh"]
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         region = decode_mask(row["mask"]["bytes"])
         assert np.array_equal(target[~region], source[~region])
         assert set(schema.loads(row["scores"])["gates"]) == {"outside_change", "inside_change", "structure_similarity"}
@@ -111,7 +111,7 @@ def test_replace_recipe_on_the_coffee_photo(cpu_cfg):
 
 def test_composite_keeps_the_subject_and_replaces_the_rest(cpu_cfg):
     row = sample_row("motorcycle_left.png", BACKGROUND, 320)
-    rgb = decode_png(row["source_image"]["bytes"])
+    rgb = decode_image(row["source_image"]["bytes"])
     bike = next(o for o in work(row)["objects"] if o["label"] == "motorcycle")
     subject = clean_mask(grabcut_from_box(rgb, bike["bbox"], 5, 0.02, 0))
     backdrop = render(BACKDROPS["brick_wall"], *rgb.shape[:2])
@@ -137,7 +137,7 @@ def test_background_recipe_on_the_coffee_photo(cpu_cfg):
         edit = schema.loads(row["edit"])
         assert edit["subject"] == "saucer" and "cup" in edit["subject_parts"]  # the cup on the saucer goes with it
         assert edit["scene_en"] in row["instruction_en"] and edit["scene_zh"] in row["instruction_zh"]
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         background = decode_mask(row["mask"]["bytes"])
         expected = render(BACKDROPS[edit["backdrop"]], *source.shape[:2], seed=0)
         assert expected.shape == target.shape

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import provenance, work
 from pipeline.engine.stage_runner import run_stage
 from stages.candidates import mask_methods
@@ -143,6 +143,6 @@ def test_tiny_background_gives_flux_the_inverted_subject_mask(tiny_cfg, monkeypa
         assert np.array_equal(background, ~subject)  # the row's mask is the subject's inverse
         given = masks[prompts.index(edit["prompt"])]  # and that is what Flux-Fill was told to redraw
         assert np.array_equal(given, resize_mask(dilate(background, flux.mask_dilate_px), given.shape))
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         kept = ~dilate(background, flux.mask_dilate_px)
         assert np.array_equal(target[kept], source[kept])

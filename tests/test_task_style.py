@@ -11,7 +11,7 @@ import skimage.data
 from filters.edges import edge_f1
 from filters.style_gate import style_gate_results
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
 from stages.models.sd3_controlnet import canny_edges
@@ -66,7 +66,7 @@ def test_style_recipe_end_to_end_without_ray(photo):
         en, zh = style_names(edit["style"])
         assert en in r["instruction_en"] and zh in r["instruction_zh"]
         assert r["mask"] is None and r["status"] == schema.OK, r["reason"]
-        target = decode_png(r["target_image"]["bytes"])
+        target = decode_image(r["target_image"]["bytes"])
         assert np.array_equal(target, RENDERERS[edit["style"]](photo))
 
 
@@ -87,4 +87,4 @@ def test_tiny_recipe_sends_canny_edges_and_the_style_prompt_to_the_controlnet(ti
             assert expected.any() and np.array_equal(control, expected)
     for r in rows:  # no mask: the whole picture is regenerated
         assert schema.loads(r["provenance"])["stages"]["sd3_controlnet"]["masked"] is False
-        assert (decode_png(r["target_image"]["bytes"]) != source).any(axis=2).mean() > 0.5
+        assert (decode_image(r["target_image"]["bytes"]) != source).any(axis=2).mean() > 0.5

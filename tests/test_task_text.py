@@ -17,7 +17,7 @@ from filters.text_gate import (
     word_accuracy,
 )
 from pipeline.core import config, models, schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import provenance
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import dilate, resize_mask
@@ -104,7 +104,7 @@ def test_photo_without_text_gets_a_sign_whose_words_are_rewritten(cpu_cfg):
         langs.add(edit["lang"])
         assert row["status"] == schema.OK, row["reason"]
         assert edit["origin"] == "rendered_sign" and edit["old_text"] != edit["new_text"]
-        source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+        source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
         mask = decode_mask(row["mask"]["bytes"])
         assert not np.array_equal(source, photo)  # the source is the photo with the sign on it
         assert np.array_equal(target[~mask], source[~mask])  # nothing outside the text box changed
@@ -130,7 +130,7 @@ def test_text_already_in_the_photo_is_erased_and_redrawn_in_its_style(cpu_cfg):
     assert edit["origin"] == "ocr" and edit["old_text"] == "SALE"
     assert row["status"] == schema.OK, row["reason"]
     assert edit["angle_deg"] == pytest.approx(-6.0, abs=2.0)
-    source, target = decode_png(row["source_image"]["bytes"]), decode_png(row["target_image"]["bytes"])
+    source, target = decode_image(row["source_image"]["bytes"]), decode_image(row["target_image"]["bytes"])
     assert np.array_equal(source, wall)  # no sign: the photo had text of its own
     mask = decode_mask(row["mask"]["bytes"])
     assert np.array_equal(target[~mask], source[~mask])

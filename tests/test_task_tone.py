@@ -10,7 +10,7 @@ import skimage.data
 
 from filters.tone_gate import STATISTICS, tone_gate_results
 from pipeline.core import config, schema
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.engine.stage_runner import run_stage
 from stages.diffusion_common import resize_rgb
 from stages.models.sd3_controlnet import canny_edges
@@ -84,7 +84,7 @@ def test_tone_recipe_end_to_end_without_ray(photo):
         assert edit["backend"] == "classical" and r["status"] == schema.OK, (edit["name"], r["reason"])
         tone = TONE_EDITS[edit["name"]]
         assert tone.en in r["instruction_en"] and tone.zh in r["instruction_zh"]
-        source, target = decode_png(r["source_image"]["bytes"]), decode_png(r["target_image"]["bytes"])
+        source, target = decode_image(r["source_image"]["bytes"]), decode_image(r["target_image"]["bytes"])
         if edit["kind"] == "restore":
             assert np.array_equal(target, photo) and not np.array_equal(source, photo)
         else:

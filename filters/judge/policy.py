@@ -24,7 +24,7 @@ from filters.viescore import (
     strict_prompt,
 )
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.stage import Row
 from stages.models.openai_client import REFUSED, ChatResult
 
@@ -197,8 +197,8 @@ def _triplet(row: Row) -> tuple[tuple[np.ndarray, np.ndarray, str] | None, str |
     if not instruction:
         return None, "no English instruction to judge against"
     try:
-        source = decode_png(row["source_image"]["bytes"])
-        edited = decode_png(row["target_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
+        edited = decode_image(row["target_image"]["bytes"])
     except Exception as exc:  # an unreadable image is missing data for the judge, not a score
         return None, f"unreadable image: {type(exc).__name__}"
     return (source, edited, instruction), None

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from pipeline.core import models, schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.engine.gpu_plan import model_stage_classes
 from pipeline.engine.stage_runner import run_stage
 from stages.models.tiny import ensure_tiny
@@ -39,8 +39,8 @@ def smoke_row(size: int) -> dict[str, Any]:
     row = {
         "sample_id": "models-check", "task": "color_alteration", "status": schema.PENDING,
         "_unit": "0:0:color_alteration", "_unit_rows": 1, "width": size, "height": size,
-        "source_image": schema.image_value(encode_png(rgb)), "mask": schema.image_value(encode_png(mask)),
-        "target_image": schema.image_value(encode_png(rgb[:, ::-1].copy())),  # what the similarity gates compare
+        "source_image": schema.image_value(encode_image(rgb)), "mask": schema.image_value(encode_image(mask)),
+        "target_image": schema.image_value(encode_image(rgb[:, ::-1].copy())),  # what the similarity gates compare
         "edit": schema.dumps({"prompt": "a blue square on a gradient"}),
         "_work": schema.dumps({"phrases": ["square"], "objects": [{"label": "square", "bbox": box}], "selected": [{"label": "square", "bbox": box}]}),
     }
@@ -75,7 +75,7 @@ def check_kontext(cfg: dict[str, Any], size: int) -> None:
 
     ref, revision = models.resolve(cfg, "flux_kontext")
     row = smoke_row(size)
-    source = decode_png(row["source_image"]["bytes"])
+    source = decode_image(row["source_image"]["bytes"])
     out = kontext_edit(load_kontext(ref, revision), [source], ["make the red square blue"], size, steps=2)
     if len(out) != 1 or out[0].shape != (size, size, 3) or out[0].dtype != np.uint8:
         raise ValueError(f"flux_kontext returned {[(o.shape, o.dtype) for o in out]}, not one {size}x{size} uint8 picture")

@@ -1,4 +1,10 @@
-"""Lossless encoding of the uint8 arrays that travel between stages."""
+"""How pictures travel between stages, and how they are written.
+
+In flight a picture is an NPY buffer (numpy's own format: dtype and shape in a short header, then
+the raw pixels), so handing one to the next stage costs a copy, not a codec: at 1024 px RGB a PNG
+takes about 100 ms to encode and 30 ms to decode, NPY well under 1 ms each. PNG is made once,
+where a row is written (`to_png`, in the engine's `png_encode` stage). `decode_image` reads NPY
+and anything PIL opens, so PNGs from inputs, Parquet shards and hand-built rows keep working."""
 
 from __future__ import annotations
 
@@ -7,18 +13,52 @@ import io
 import numpy as np
 from PIL import Image
 
+NPY_MAGIC = b"\x93NUMPY"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def encode_image(array: np.ndarray) -> bytes:
+    """A picture (HxW or HxWxC; uint8, uint16 or bool) as it travels between stages."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
 
 def encode_png(array: np.ndarray) -> bytes:
+    """The written form: lossless, and what every image viewer and `datasets` reads."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
 
 
-def decode_png(data: bytes, mode: str = "RGB") -> np.ndarray:
+def _in_mode(array: np.ndarray, mode: str) -> np.ndarray:
+    if array.dtype == np.uint8 and (
+        (mode == "RGB" and array.ndim == 3 and array.shape[2] == 3) or (mode == "L" and array.ndim == 2)
+    ):
+        return array
+    return np.asarray(Image.fromarray(array).convert(mode))  # what PIL would have made of the PNG
+
+
+def decode_image(data: bytes, mode: str = "RGB") -> np.ndarray:
+    """An in-flight or stored picture as an array in PIL `mode` ("RGB": HxWx3, "L": HxW)."""
+    if data[: len(NPY_MAGIC)] == NPY_MAGIC:
+        return _in_mode(np.load(io.BytesIO(data), allow_pickle=False), mode)
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert(mode))
 
 
 def decode_mask(data: bytes) -> np.ndarray:
     """A stored mask as a boolean array."""
-    return decode_png(data, "L") > 127
+    return decode_image(data, "L") > 127
+
+
+def to_png(data: bytes) -> bytes:
+    """An in-flight picture in its written form; a PNG is returned as it is."""
+    if data[: len(PNG_MAGIC)] == PNG_MAGIC:
+        return data
+    if data[: len(NPY_MAGIC)] == NPY_MAGIC:
+        return encode_png(np.load(io.BytesIO(data), allow_pickle=False))
+    with Image.open(io.BytesIO(data)) as img:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", compress_level=3)
+        return buf.getvalue()

@@ -1,10 +1,11 @@
 """The engine's own steps, as stages so that the run's stage list shows them: the split into one
-row per (input, task) at the top, the shard writer at the bottom. Kept apart from the stage-list
+row per (input, task) at the top, the pictures' written form and the shard writer at the bottom. Kept apart from the stage-list
 builder so that Ray workers unpickling them import nothing heavy."""
 
 from __future__ import annotations
 
 from pipeline.core import schema
+from pipeline.core.image_io import to_png
 from pipeline.core.rows import mark
 from pipeline.core.stage import Resources, Row, Stage
 from pipeline.core.task_names import VIDEO_TASKS
@@ -38,6 +39,26 @@ class SplitByTask(Stage):
                     mark(unit, schema.SKIPPED, f"{task} takes {'videos' if task in VIDEO_TASKS else 'still images'}, this input is {'a video' if is_video else 'an image'}")
                 out.append(unit)
         return out
+
+
+class EncodePng(Stage):
+    """A candidate's pictures in their written form. Between stages they travel as NPY
+    (`pipeline.core.image_io`); PNG is made here, once per picture, in parallel tasks, so the
+    shard writer only writes."""
+
+    name = "png_encode"
+    reads = ("status", "source_image?", "target_image?", "mask?")
+    writes = ("source_image", "target_image", "mask")
+    resources = Resources(num_cpus=0.25, batch_size=8)
+    accepts = schema.CANDIDATE_STATUSES  # the writer drops the other rows' pictures
+
+    def process_batch(self, rows: list[Row]) -> list[Row]:
+        for row in rows:
+            for column in ("source_image", "target_image", "mask"):
+                value = row.get(column)
+                if value and value.get("bytes"):
+                    row[column] = {**value, "bytes": to_png(value["bytes"])}
+        return rows
 
 
 class WriteShards(Stage):

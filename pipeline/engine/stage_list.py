@@ -1,7 +1,7 @@
 """A run's stages, top to bottom, built in one place: what every row passes through.
 
     decode -> split by task -> each task's recipe (merged: a model two tasks share is one pool)
-    -> common gates -> model gates (seed profiles) -> judge -> write shards
+    -> common gates -> model gates (seed profiles) -> judge -> PNG encode -> write shards
 
 `python -m pipeline stages` prints this list. The engine's own steps (the split and the shard
 writer) are in it as stages too, so the list says everything, resources included."""
@@ -15,7 +15,7 @@ from filters.judge.stage import make_judge_stage
 from filters.model_gates import model_gate_stages
 from pipeline.core import config as config_mod
 from pipeline.core.stage import Stage
-from pipeline.engine.engine_stages import SplitByTask, WriteShards
+from pipeline.engine.engine_stages import EncodePng, SplitByTask, WriteShards
 from pipeline.engine.stage_merge import merge_task_stages
 from stages.decode import DecodeLimits
 from stages.decode_stage import DecodeStage
@@ -46,6 +46,7 @@ def build_stage_list(cfg: dict[str, Any], recipes: list[Stage] | None = None) ->
         CommonGatesStage.from_config(cfg),
         *model_gate_stages(cfg),
         judge_stage(cfg),
+        EncodePng(),
         WriteShards(cfg["ray"]["writer_cpus"]),
     ]
     if cfg.get("gpu", {}).get("auto_pools"):  # a run folder's config from before the key has none

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import record_fallback, record_stage, update_work, work
 from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.torch_device import LoadedModel, dtype_name, load_model
@@ -185,7 +185,7 @@ class Florence2GroundingStage(Florence2Stage):
     writes = ("work.objects", "provenance")
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        images = [decode_png(row["source_image"]["bytes"]) for row in rows]
+        images = [decode_image(row["source_image"]["bytes"]) for row in rows]
         queries = []
         for i, row in enumerate(rows):
             phrases = [p for p in work(row).get("phrases") or [] if p.strip()]

@@ -23,12 +23,11 @@ from typing import Any, Sequence
 import numpy as np
 import requests
 
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import encode_png, to_png
 
 log = logging.getLogger(__name__)
 
 TIMEOUT, REFUSED, HTTP_ERROR, EMPTY = "timeout", "refused", "http_error", "empty"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _REFUSAL = re.compile(
     r"^\W*(?:(?:i'?m|i am)\s+sorry|sorry|i apologi[sz]e|unfortunately)?[\s,.!]*(?:but\s+)?"
     r"i\s*(?:can'?t|cannot|can not|won'?t|will not|am unable to|'m unable to|am not able to|'m not able to)\s+"
@@ -211,12 +210,7 @@ def is_refusal(text: str) -> bool:
 
 
 def png_data_url(image: np.ndarray | bytes) -> str:
-    if isinstance(image, np.ndarray):
-        data = encode_png(image)
-    elif bytes(image[:8]) == _PNG_MAGIC:
-        data = bytes(image)
-    else:
-        data = encode_png(decode_png(bytes(image)))
+    data = encode_png(image) if isinstance(image, np.ndarray) else to_png(bytes(image))
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 

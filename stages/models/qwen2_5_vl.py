@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import record_fallback, record_stage, update_work, work
 from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.mllm_json import ParsedReply, parse_reply
@@ -178,7 +178,7 @@ class QwenChooseEditStage(QwenStage):
     def process_batch(self, rows: list[Row]) -> list[Row]:
         if self._generate is None:
             self.setup()
-        images = [decode_png(row["source_image"]["bytes"]) for row in rows]
+        images = [decode_image(row["source_image"]["bytes"]) for row in rows]
         first = self._ask(images, [self.prompt] * len(rows))
         results, attempts = list(first), [1] * len(rows)
         again = [i for i, r in enumerate(results) if not r.ok]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from transformers import AutoProcessor, Sam2Model
 
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import record_fallback, record_stage, set_blob, work
 from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.grabcut_mask import clean_mask, ellipse_mask
@@ -132,7 +132,7 @@ class Sam2MaskStage(ModelStage):
         self.sam = load_sam2(self.model_ref, self.revision)
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        images = [decode_png(row["source_image"]["bytes"]) for row in rows]
+        images = [decode_image(row["source_image"]["bytes"]) for row in rows]
         selected = [work(row)["selected"] for row in rows]
         predictions = []
         step = self.resources.batch_size
@@ -160,7 +160,7 @@ class Sam2MaskStage(ModelStage):
                     row, self.name, f"object {i} ({obj['label']}): SAM-2 covered {coverage:.0%} of the box; used the inscribed ellipse"
                 )
             methods.append(method)
-            set_blob(row, f"mask:{i}", encode_png(mask.astype(np.uint8) * 255))
+            set_blob(row, f"mask:{i}", encode_image(mask.astype(np.uint8) * 255))
         record_stage(
             row,
             self.name,

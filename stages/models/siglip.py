@@ -12,7 +12,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import record_stage, update_work
 from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.torch_device import load_model, model_info
@@ -147,7 +147,7 @@ class SiglipTagStage(ModelStage):
     def process_batch(self, rows: list[Row]) -> list[Row]:
         if self.tagger is None:
             self.setup()
-        images = [decode_png(row["source_image"]["bytes"]) for row in rows]
+        images = [decode_image(row["source_image"]["bytes"]) for row in rows]
         for row, tags in zip(rows, self.tagger.tags(images)):
             update_work(row, tags=[{"label": label, "score": round(score, 4)} for label, score in tags])
             record_stage(row, self.name, threshold=self.threshold, **self.tagger.describe())

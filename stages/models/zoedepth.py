@@ -7,7 +7,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import blob, record_stage, set_blob, update_work, work
 from pipeline.core.stage import ModelStage, ModelUse, Resources, Row
 from stages.models.torch_device import dtype_name, load_model
@@ -98,7 +98,7 @@ class ZoeDepthStage(ModelStage):
         return depths  # type: ignore[return-value]
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        images = [decode_png(row["source_image"]["bytes"]) for row in rows]
+        images = [decode_image(row["source_image"]["bytes"]) for row in rows]
         for row, depth in zip(rows, self.estimate(images)):
             metres_per_unit = store_depth(row, depth)
             record_stage(

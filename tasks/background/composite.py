@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from stages.lab_recolor import inner_alpha, lab_to_rgb, rgb_to_lab
@@ -61,11 +61,11 @@ class BackgroundCompositeStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         edit = schema.loads(row["edit"])
-        source = decode_png(row["source_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
         subject = ~decode_mask(row["mask"]["bytes"])
         backdrop = render(BACKDROPS[edit["backdrop"]], source.shape[0], source.shape[1], backdrop_seed(row["sample_id"]))
         target = composite(source, subject, backdrop, self.feather_px, self.colour_match)
-        row["target_image"] = schema.image_value(encode_png(target))
+        row["target_image"] = schema.image_value(encode_image(target))
         record_stage(
             row, self.name, backend="numpy composite", backdrop=edit["backdrop"], feather_px=self.feather_px,
             colour_match=self.colour_match, mask_dilate_px=0,

@@ -15,7 +15,7 @@ import numpy as np
 
 from filters.background_gate import BackgroundGateStage
 from pipeline.core import schema
-from pipeline.core.image_io import encode_png
+from pipeline.core.image_io import encode_image
 from pipeline.core.rows import record_stage, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.candidates import (
@@ -91,7 +91,7 @@ class BackgroundProposeStage(Stage):
         subject = state["selected"][0]
         methods = mask_methods(row)
         subject_region = subject_mask(row, methods)
-        background_png = encode_png((~subject_region).astype(np.uint8) * 255)
+        background_png = encode_image((~subject_region).astype(np.uint8) * 255)
         choices = self._choices(row, key, state)
         picks = draw(candidate_rng(row, self.seed), choices, self.per_input)
         en_subject, zh_subject = object_phrases(subject)

@@ -10,7 +10,7 @@ from typing import Any
 from filters.color_gate import ColorGateStage
 from filters.hue import hue_distance, region_hue, rgb_hue
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import blob, record_stage, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.candidates import (
@@ -62,7 +62,7 @@ class ColorProposeStage(Stage):
         self.seed = seed
 
     def process_row(self, row: Row) -> list[Row]:
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         rng = candidate_rng(row, self.seed)
         out: list[Row] = []
         for i, obj in enumerate(work(row)["selected"]):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from stages.lab_recolor import inner_alpha
@@ -69,10 +69,10 @@ class MaterialSwapStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         edit = schema.loads(row["edit"])
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         mask = decode_mask(row["mask"]["bytes"])
         target = texture_swap(rgb, mask, edit["material"], self.texture_scale, self.shading_sigma, self.feather_px, edit["texture_seed"])
-        row["target_image"] = schema.image_value(encode_png(target))
+        row["target_image"] = schema.image_value(encode_image(target))
         record_stage(
             row, self.name, backend="numpy.texture_times_shading", material=edit["material"], texture_seed=edit["texture_seed"],
             texture_scale=self.texture_scale, shading_sigma=self.shading_sigma, feather_px=self.feather_px,

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import record_fallback, record_stage
 from pipeline.core.stage import Row
 from stages.models.mllm_json import ParsedReply, parse_reply
@@ -120,7 +120,7 @@ class MotionDescribeStage(QwenStage):
     def process_batch(self, rows: list[Row]) -> list[Row]:
         if self._generate is None:
             self.setup()
-        images = [side_by_side(decode_png(r["source_image"]["bytes"]), decode_png(r["target_image"]["bytes"])) for r in rows]
+        images = [side_by_side(decode_image(r["source_image"]["bytes"]), decode_image(r["target_image"]["bytes"])) for r in rows]
         edits = [schema.loads(r["edit"]) for r in rows]
         prompts = [describe_prompt(e) for e in edits]
         results = self._ask(images, prompts, edits)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import encode_png
+from pipeline.core.image_io import encode_image
 from pipeline.core.rows import mark, record_stage, set_blob, update_work, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.video import read_frames
@@ -67,7 +67,7 @@ class MotionFramesStage(Stage):
         for index, rgb in read_frames(path, sample_indices(info["frames"], self.stride, self.max_frames)):
             if (rgb.shape[1], rgb.shape[0]) != size:
                 rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-            set_blob(row, f"frame:{len(sampled)}", encode_png(rgb))
+            set_blob(row, f"frame:{len(sampled)}", encode_image(rgb))
             sampled.append({"index": index, "time": round(index / fps, 3)})
         if len(sampled) < 2:
             return mark(row, schema.SKIPPED, f"{self.name}: fewer than 2 frames could be decoded")

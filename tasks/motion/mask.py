@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import blob, mark, record_stage, set_blob, update_work, work
 from pipeline.core.stage import Resources, Row, Stage
 
@@ -90,11 +90,11 @@ class ForegroundMaskStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         sampled = work(row)["motion_frames"]
-        frames = [decode_png(blob(row, f"frame:{k}")) for k in range(len(sampled))]
+        frames = [decode_image(blob(row, f"frame:{k}")) for k in range(len(sampled))]
         masks = foreground_masks(frames, self.params)
         for k, mask in enumerate(masks):
             sampled[k].update(mask_summary(mask))
-            set_blob(row, f"fg:{k}", encode_png(mask.astype(np.uint8) * 255))
+            set_blob(row, f"fg:{k}", encode_image(mask.astype(np.uint8) * 255))
         update_work(row, motion_frames=sampled)
         record_stage(row, self.name, **self.params)
         if not any(m.any() for m in masks):

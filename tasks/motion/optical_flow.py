@@ -11,7 +11,7 @@ import numpy as np
 
 from filters.mask_change import dilate
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png
+from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import blob, record_stage
 from pipeline.core.stage import Resources, Row, Stage
 
@@ -79,8 +79,8 @@ class MotionFlowStage(Stage):
         self.method, self.margin_px = method, margin_px
 
     def process_row(self, row: Row) -> Row:
-        source = decode_png(row["source_image"]["bytes"])
-        target = decode_png(row["target_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
+        target = decode_image(row["target_image"]["bytes"])
         union = decode_mask(row["mask"]["bytes"])
         subject = decode_mask(blob(row, "subject:source"))
         stats = flow_stats(compute_flow(source, target, self.method), subject, union, self.margin_px)

@@ -16,7 +16,7 @@ import numpy as np
 
 from filters.motion_gate import MotionGateStage
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, encode_png
+from pipeline.core.image_io import decode_mask, encode_image
 from pipeline.core.rows import blob, record_stage, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.candidates import new_candidate
@@ -168,10 +168,10 @@ class MotionProposeStage(Stage):
             if direction:
                 slots_en["direction"], slots_zh["direction"] = DIRECTION_EN[direction], DIRECTION_ZH[direction]
             candidate = new_candidate(row, TASK, len(out))
-            candidate["_blobs"] = [{"name": "subject:source", "data": encode_png(mask_a.astype(np.uint8) * 255)}]
+            candidate["_blobs"] = [{"name": "subject:source", "data": encode_image(mask_a.astype(np.uint8) * 255)}]
             candidate["source_image"] = schema.image_value(blob(row, f"frame:{a}"), row["source_image"].get("path"))
             candidate["target_image"] = schema.image_value(blob(row, f"frame:{b}"))
-            candidate["mask"] = schema.image_value(encode_png(union.astype(np.uint8) * 255))
+            candidate["mask"] = schema.image_value(encode_image(union.astype(np.uint8) * 255))
             candidate["edit"] = schema.dumps(
                 {
                     "type": TASK,

@@ -5,7 +5,7 @@ colour (a face-like pattern on a cup is not a face) and given its eyes and mouth
 from __future__ import annotations
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import mark, record_fallback, record_stage, update_work, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.face_haar import detect_faces, detect_features, skin_fraction
@@ -58,7 +58,7 @@ class FaceFindStage(Stage):
         return first + [("annotations", annotated)]
 
     def process_row(self, row: Row) -> Row:
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         objects = work(row).get("objects")
         short_side = min(rgb.shape[:2])
         tried = []

@@ -17,7 +17,7 @@ import numpy as np
 
 from filters.portrait_gate import PortraitGateStage
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, encode_png
+from pipeline.core.image_io import decode_mask, encode_image
 from pipeline.core.rows import blob, record_fallback, record_stage, set_blob, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.candidates import candidate_rng, draw, new_candidate
@@ -111,7 +111,7 @@ class PortraitProposeStage(Stage):
                 slots_en, slots_zh = retouch_slots(recipe, face.get("position"))
                 candidate = new_candidate(row, TASK, len(out), drop_blobs="skin:")
                 set_blob(candidate, "skin", skin_png)
-                candidate["mask"] = schema.image_value(encode_png(np.asarray(mask, np.uint8) * 255))
+                candidate["mask"] = schema.image_value(encode_image(np.asarray(mask, np.uint8) * 255))
                 candidate["edit"] = schema.dumps(
                     {
                         "type": TASK,

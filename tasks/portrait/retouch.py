@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.rows import blob, record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from stages.lab_recolor import inner_alpha, lab_to_rgb, rgb_to_lab
@@ -131,7 +131,7 @@ class PortraitRetouchStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         edit = schema.loads(row["edit"])
-        source = decode_png(row["source_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
         refined = row.get("target_image")
         skin = decode_mask(blob(row, "skin"))
         mask = decode_mask(row["mask"]["bytes"])
@@ -139,9 +139,9 @@ class PortraitRetouchStage(Stage):
         if refined:
             # the generator pastes into a margin around the mask: fade it out inside the mask instead
             feather = max(1, int(round(self.params["feather_fraction"] * edit["box_xywh"][2])))
-            base = np.round(_blend(source, decode_png(refined["bytes"]), inner_alpha(mask, feather))).astype(np.uint8)
+            base = np.round(_blend(source, decode_image(refined["bytes"]), inner_alpha(mask, feather))).astype(np.uint8)
         out = retouch(base, skin, edit["box_xywh"], edit["retouch"], self.params)
         out[~mask] = source[~mask]
-        row["target_image"] = schema.image_value(encode_png(out))
+        row["target_image"] = schema.image_value(encode_image(out))
         record_stage(row, self.name, backend="opencv (guided filter, Lab, remap)", operations=edit["retouch"], on="flux_fill" if refined else "source", **self.params)
         return row

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import record_stage, set_blob, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.face_haar import skin_pixels
@@ -103,12 +103,12 @@ class PortraitSkinStage(Stage):
         self.tasks = tasks
 
     def process_row(self, row: Row) -> Row:
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         shares = []
         for i, face in enumerate(work(row)["faces"]):
             mask = skin_mask(rgb, face)
             x, y, w, h = face["bbox"]
             shares.append(round(float(mask.sum()) / max(1.0, w * h), 3))
-            set_blob(row, f"skin:{i}", encode_png(mask.astype(np.uint8) * 255))
+            set_blob(row, f"skin:{i}", encode_image(mask.astype(np.uint8) * 255))
         record_stage(row, self.name, skin_share_of_face_box=shares)
         return row

@@ -18,7 +18,7 @@ import numpy as np
 from filters.mask_change import dilate
 from filters.remove_gate import RemoveGateStage
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, encode_png
+from pipeline.core.image_io import decode_mask, encode_image
 from pipeline.core.rows import blob, record_fallback, record_stage, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.candidates import (
@@ -124,7 +124,7 @@ class RemovalProposeStage(Stage):
             region, region_source = object_region(decode_mask(blob(row, f"mask:{i}")), obj["bbox"], method, self.min_box_span)
             mask = removal_mask(region, dilate_px, self.hull)
             candidate = new_candidate(row, self.task, len(out), drop_blobs="mask:")
-            candidate["mask"] = schema.image_value(encode_png(mask.astype(np.uint8) * 255))
+            candidate["mask"] = schema.image_value(encode_image(mask.astype(np.uint8) * 255))
             edit = {
                 "type": self.task,
                 "object": obj["label"],

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.rows import blob, record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from stages.diffusion_common import dilate
@@ -146,15 +146,15 @@ class PoissonPasteStage(Stage):
         donor = self.donors.get(edit["donor"]["id"])
         if donor is None:
             raise KeyError(f"donor {edit['donor']['id']} is not in this worker's bank")
-        source = decode_png(row["source_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
         target, region, placement = poisson_replace(
             source, decode_mask(row["mask"]["bytes"]), donor.rgb, donor.alpha,
             self.fill_grow_px, self.keep_colour, self.edge_px, self.cover, self.fill_method,
             edit["box_xywh"] if self.fill_box_ellipse else None,
             decode_mask(others) if (others := blob(row, OTHER_OBJECTS)) else None,
         )
-        row["target_image"] = schema.image_value(encode_png(target))
-        row["mask"] = schema.image_value(encode_png(region.astype(np.uint8) * 255))
+        row["target_image"] = schema.image_value(encode_image(target))
+        row["mask"] = schema.image_value(encode_image(region.astype(np.uint8) * 255))
         edit.update(placement)
         row["edit"] = schema.dumps(edit)
         record_stage(

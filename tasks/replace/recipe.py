@@ -17,7 +17,7 @@ import numpy as np
 from filters.replace_gate import ReplaceGateStage
 from pipeline.core import schema
 from pipeline.core.fields import RowView, requiring
-from pipeline.core.image_io import decode_mask, encode_png
+from pipeline.core.image_io import decode_mask, encode_image
 from pipeline.core.rows import blob, record_stage, set_blob, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.candidates import (
@@ -140,7 +140,7 @@ class ReplaceProposeStage(Stage):
         for i, obj in enumerate(state["selected"]):
             others = [m for j, m in enumerate(masks) if j != i]
             # the paste stage must not fill in a neighbour it was not asked to replace
-            protect = encode_png(np.logical_or.reduce(others).astype(np.uint8) * 255) if others else None
+            protect = encode_image(np.logical_or.reduce(others).astype(np.uint8) * 255) if others else None
             box_aspect = obj["bbox"][2] / obj["bbox"][3]
             # close in shape, and big enough not to blur when scaled to the box
             usable = [
@@ -168,7 +168,7 @@ class ReplaceProposeStage(Stage):
         if self.model_region == "box":
             # room for a stand-in of another shape; the mask still bounds it where it reaches further
             region = box_mask(obj["bbox"], (row["height"], row["width"])) | decode_mask(mask_png)
-            mask_png = encode_png(region.astype(np.uint8) * 255)
+            mask_png = encode_image(region.astype(np.uint8) * 255)
         edit = replace_edit(
             obj, choice["new"], choice.get("new_zh"), self.prompt_template, method="flux_fill",
             chosen_by=choice["by"], region=self.model_region,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from tasks.style.effects import RENDERERS
@@ -22,7 +22,7 @@ class StyleRenderStage(Stage):
         style = schema.loads(row["edit"])["style"]
         if style not in RENDERERS:
             raise ValueError(f"no classical renderer for style {style!r}; have: {', '.join(RENDERERS)}")
-        target = RENDERERS[style](decode_png(row["source_image"]["bytes"]))
-        row["target_image"] = schema.image_value(encode_png(target))
+        target = RENDERERS[style](decode_image(row["source_image"]["bytes"]))
+        row["target_image"] = schema.image_value(encode_image(target))
         record_stage(row, self.name, backend=f"opencv.{RENDERERS[style].__name__}", style=style)
         return row

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.rows import record_fallback, record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from stages.text_layout import Frame, frame_mask
@@ -42,13 +42,13 @@ class TextEraseStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         edit = schema.loads(row["edit"])
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         allowed = decode_mask(row["mask"]["bytes"])
         # a little larger than the line box, so letters that touch its edge go too
         frame = Frame.from_dict(edit["frame"]).grown(0.1 * edit["frame"]["height"], 0.1 * edit["frame"]["height"])
         erased, region, found = erase_text(rgb, frame, allowed, self.dilate_px, self.radius)
         if not found:
             record_fallback(row, self.name, "no ink found in the text box; inpainted the whole box")
-        row["target_image"] = schema.image_value(encode_png(erased))
+        row["target_image"] = schema.image_value(encode_image(erased))
         record_stage(row, self.name, backend="opencv.inpaint(TELEA)", radius=self.radius, dilate_px=self.dilate_px, inpainted_px=int(region.sum()))
         return row

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.core.image_io import decode_png
+from pipeline.core.image_io import decode_image
 from pipeline.core.rows import record_fallback, record_stage, update_work
 from pipeline.core.stage import Row
 from stages.models.florence2 import (
@@ -44,7 +44,7 @@ class Florence2OcrStage(Florence2Stage):
     writes = ("work.texts", "provenance")
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
-        images = [decode_png(row["source_image"]["bytes"]) for row in rows]
+        images = [decode_image(row["source_image"]["bytes"]) for row in rows]
         answers = self.generate(images, [OCR_WITH_REGION] * len(images))
         for row, rgb, answer in zip(rows, images, answers):
             width, height = image_size(rgb)

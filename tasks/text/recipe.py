@@ -15,7 +15,7 @@ import numpy as np
 
 from filters.text_gate import TextGateStage
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import record_fallback, record_stage, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.candidates import candidate_rng, new_candidate
@@ -93,7 +93,7 @@ class TextProposeStage(Stage):
         self.seed = seed
 
     def process_row(self, row: Row) -> list[Row]:
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         state = work(row)
         rng = candidate_rng(row, self.seed)
         out: list[Row] = []
@@ -117,7 +117,7 @@ class TextProposeStage(Stage):
     def _candidate(self, row, index, line, item, new, style, frame, edit_frame, px, ink_centre, mask) -> Row:
         where_en, where_zh = KIND_NAMES[item.get("kind", "photo")]
         candidate = new_candidate(row, TASK, index)
-        candidate["mask"] = schema.image_value(encode_png(mask.astype(np.uint8) * 255))
+        candidate["mask"] = schema.image_value(encode_image(mask.astype(np.uint8) * 255))
         x, y = np.nonzero(mask)[1], np.nonzero(mask)[0]
         candidate["edit"] = schema.dumps(
             {

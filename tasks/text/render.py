@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_mask, decode_png, encode_png
+from pipeline.core.image_io import decode_image, decode_mask, encode_image
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from stages.lab_recolor import inner_alpha
@@ -34,12 +34,12 @@ class TextRenderStage(Stage):
 
     def process_row(self, row: Row) -> Row:
         edit = schema.loads(row["edit"])
-        source = decode_png(row["source_image"]["bytes"])
+        source = decode_image(row["source_image"]["bytes"])
         if not row.get("target_image"):
             raise ValueError("text_render needs the erased picture in target_image")
-        erased = decode_png(row["target_image"]["bytes"])
+        erased = decode_image(row["target_image"]["bytes"])
         mask = decode_mask(row["mask"]["bytes"])
         target = render_replacement(source, erased, mask, edit, self.feather_px)
-        row["target_image"] = schema.image_value(encode_png(target))
+        row["target_image"] = schema.image_value(encode_image(target))
         record_stage(row, self.name, font_px=edit["font_px"], weight=edit["weight"], text_rgb=edit["text_rgb"], angle=edit["edit_frame"]["angle"], feather_px=self.feather_px)
         return row

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import mark, record_stage, unit_identity, update_work, work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.text_layout import (
@@ -190,14 +190,14 @@ class TextSourceStage(Stage):
         en, zh, kind = SIGN_TEXTS[rng.randrange(len(SIGN_TEXTS))]
         style = rng.choice(sorted(SIGN_STYLES))
         angle = round(rng.uniform(-self.sign["max_angle_deg"], self.sign["max_angle_deg"]), 2)
-        rgb = decode_png(row["source_image"]["bytes"])
+        rgb = decode_image(row["source_image"]["bytes"])
         # the sign stays off the annotated objects where it can, except those filling the frame
         largest = self.sign["avoid_object_fraction"] * row["width"] * row["height"]
         avoid = [o["bbox"] for o in state.get("objects") or [] if o["bbox"][2] * o["bbox"][3] <= largest]
         signed, items, placement = render_sign(rgb, [en, zh], style, angle, self.sign["font_fraction"], avoid)
         for item in items:
             item["kind"] = kind
-        row["source_image"] = schema.image_value(encode_png(signed), row["source_image"].get("path"))
+        row["source_image"] = schema.image_value(encode_image(signed), row["source_image"].get("path"))
         update_work(row, texts=items, text_origin="rendered_sign", sign={**placement, "kind": kind, "lines": [en, zh]})
         record_stage(row, self.name, origin="rendered_sign", kind=kind, lines=[en, zh], angle=angle, **placement)
         return row

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.core import schema
-from pipeline.core.image_io import decode_png, encode_png
+from pipeline.core.image_io import decode_image, encode_image
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from tasks.tone.degradations import DEGRADATIONS
@@ -47,10 +47,10 @@ class ToneRenderStage(Stage):
         edit = schema.loads(row["edit"])
         if edit["backend"] != CLASSICAL:
             return row
-        source, target = render_tone(decode_png(row["source_image"]["bytes"]), edit["name"], edit["seed"])
+        source, target = render_tone(decode_image(row["source_image"]["bytes"]), edit["name"], edit["seed"])
         if edit["kind"] == "restore":
-            row["source_image"] = schema.image_value(encode_png(source))
-        row["target_image"] = schema.image_value(encode_png(target))
+            row["source_image"] = schema.image_value(encode_image(source))
+        row["target_image"] = schema.image_value(encode_image(target))
         record_stage(row, self.name, backend="numpy+opencv", edit=edit["name"], seed=edit["seed"], synthesised_source=edit["kind"] == "restore")
         return row
 
