@@ -119,7 +119,8 @@ def run_naive(cfg: dict, out: Path) -> dict:
                     if first_candidate_s is None and any(p["committed"] and p["candidates"] for p in progress):
                         first_candidate_s = time.perf_counter() - t0
                 else:
-                    size = stage.resources.batch_size or cfg["run"]["batch_size"]
+                    # as in the engine: a model stage in its batch size, a light one over the input's rows
+                    size = max(1, stage.resources.batch_size if stage.uses_model else len(rows))
                     done = []
                     for i in range(0, len(rows), size):
                         done += run_stage(stage, rows[i : i + size])

@@ -16,7 +16,7 @@ def test_layers_apply_in_order():
     [
         ("run.shard_sise=4", "unknown key 'run.shard_sise'"),
         ("nope=1", "unknown key 'nope'"),
-        ("run.shard_size=four", "run.shard_size: expected an integer"),
+        ("run.shard_size=four", "run.shard_size: expected 'auto' or an integer"),
         ("run.shard_size=0", "run.shard_size: must be at least 1"),
         ("decode.working_size=500", "decode.working_size: must be a multiple of 16"),
         ("run.progress=maybe", "expected true or false"),

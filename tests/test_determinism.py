@@ -33,11 +33,11 @@ def _run(out: Path, **sets) -> dict[str, tuple]:
 
 @pytest.fixture(scope="module")
 def one_per_shard(ray_address, tmp_path_factory):
-    return _run(tmp_path_factory.mktemp("det") / "size1", **{"run.shard_size": 1})
+    return _run(tmp_path_factory.mktemp("det") / "size1", **{"run.shard_size": 1, "ray.writers": 3})
 
 
-def test_same_rows_whatever_the_shard_size(one_per_shard, tmp_path):
-    seven = _run(tmp_path / "size7", **{"run.shard_size": 7})
+def test_same_rows_whatever_the_shard_size_and_writer_count(one_per_shard, tmp_path):
+    seven = _run(tmp_path / "size7", **{"run.shard_size": 7, "ray.writers": 1})
     assert len(one_per_shard) > 20
     assert seven == one_per_shard
 

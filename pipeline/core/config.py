@@ -15,10 +15,12 @@ import yaml
 
 CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
+AUTO = "auto"
+
 # Keys that change how a run executes but not what it produces: a rerun may change them freely.
-EXECUTION_KEYS = ("run.out", "run.progress", "run.row_blocks", "ray.address", "ray.num_cpus", "gpu", "select", "editor")
+EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "ray.writers", "gpu", "select", "editor")
 # `select` is left out because the selection phase keeps its own identity (selection/done.json);
-# `editor` configures `verify`, which reads a run and never changes it; `gpu` and `run.row_blocks`
+# `editor` configures `verify`, which reads a run and never changes it; `gpu` and `ray.writers`
 # only size and schedule the work (a row's content never depends on them)
 
 
@@ -52,7 +54,10 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def _check_value(key: str, default: Any, value: Any) -> Any:
     if default is None or value is None:
         return value
-    if isinstance(default, bool):
+    if default == AUTO:  # a number the run works out unless one is given
+        if value != AUTO and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{key}: expected {AUTO!r} or an integer, got {value!r}")
+    elif isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
     elif isinstance(default, int):
@@ -150,8 +155,9 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
         if not ok:
             raise ConfigError(f"{key}: {what}")
 
-    need(cfg["run"]["shard_size"] >= 1, "run.shard_size", "must be at least 1")
-    need(cfg["run"]["batch_size"] >= 1, "run.batch_size", "must be at least 1")
+    shard_size = cfg["run"]["shard_size"]
+    need(shard_size == AUTO or shard_size >= 1, "run.shard_size", "must be at least 1")
+    need(cfg["ray"]["writers"] >= 1, "ray.writers", "must be at least 1")
     limit = cfg["run"]["limit"]
     need(limit is None or (isinstance(limit, int) and limit >= 1), "run.limit", "must be a positive integer")
     size = cfg["decode"]["working_size"]

@@ -62,8 +62,9 @@ class EncodePng(Stage):
 
 
 class WriteShards(Stage):
-    """The end of every row: one writer sees every row of a shard and commits the shard as soon
-    as all its units are in (`pipeline.engine.shard_writer`)."""
+    """The end of every row: `ray.writers` writer actors, each given every row of its shards
+    (by shard number), commit a shard as soon as all its units are in
+    (`pipeline.engine.shard_writer`)."""
 
     name = "write_shards"
     reads = (
@@ -73,5 +74,5 @@ class WriteShards(Stage):
     writes = ("status", "reason", "depth", "source_image", "target_image", "mask", "selected", "schema_version")
     accepts = (schema.PENDING, *schema.FINAL_STATUSES)
 
-    def __init__(self, writer_cpus: float):
-        self.resources = Resources(num_cpus=writer_cpus, batch_size=0, concurrency=1)
+    def __init__(self, writer_cpus: float, writers: int = 1):
+        self.resources = Resources(num_cpus=writer_cpus, batch_size=0, concurrency=writers)

@@ -1,10 +1,17 @@
 """Turns the stages into one streaming Ray Data plan over every pending shard.
 
-read shards -> the run's stage list (decode, split by task, recipes, gates, judge, shard writer)
-The driver only iterates the writer's small progress rows; it never holds the data."""
+read shards -> one block per input -> the run's stage list (decode, split by task, recipes, gates,
+judge, PNG encode) -> hand each row to its shard's writer actor
+The driver only iterates the writers' small progress rows; it never holds the data.
+
+Parallelism is by input: each input's rows are one block, the light stages between two model
+stages fuse into one Ray task per block, and each task holds a whole slot of a core, so every
+core works on an input of its own and rows cross the object store only at model stages (actor
+pools that batch rows from many blocks) and at the writers."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,17 +42,15 @@ def start_rows(run_root: str, shard: int) -> list[Row]:
     return [input_row(record, shard) for record in RunDir(Path(run_root)).read_shard_inputs(shard)]
 
 
-ROW_SIZED_BLOCKS = 1  # bytes: any row is larger, so each output block holds one row
-SHARD_SIZED_BLOCKS = 128 * 1024 * 1024  # Ray Data's default: a shard's rows stay in one block
+READ_CPUS = 0.1  # reading a shard's input list is a file read
 
 
 def _shard_rows(run_root: str):
-    """A shard's inputs as rows, one table per row (so one block per input)."""
+    """A shard's inputs as rows (the repartition after this makes one block per input)."""
 
-    def rows(table: pa.Table):
-        for shard in table.column("shard").to_pylist():
-            for row in start_rows(run_root, shard):
-                yield schema.rows_to_table([row])
+    def rows(table: pa.Table) -> pa.Table:
+        shards = table.column("shard").to_pylist()
+        return schema.rows_to_table([row for shard in shards for row in start_rows(run_root, shard)])
 
     return rows
 
@@ -86,25 +91,56 @@ class _LazySetup:
 
 
 class WriterActor:
+    """One of the run's shard writers: it is given every row of the shards `writer_of` assigns it."""
+
     def __init__(self, run_root: str, units_per_shard: dict[int, int]):
         self.writer = ShardWriter(run_root, units_per_shard)
 
-    def __call__(self, table: pa.Table) -> pa.Table:
-        progress = self.writer.add(table.to_pylist())
-        return pa.Table.from_pylist(progress, schema=PROGRESS_SCHEMA)
+    def add(self, rows: list[Row]) -> list[dict[str, Any]]:
+        return self.writer.add(rows)
 
 
-def task_cpus(stage: Stage, row_blocks: bool, free_cpus: float = 1.0) -> float:
-    """What one task of a light stage holds. With row-sized blocks a shard's rows become many
-    small tasks; at fractional CPUs Ray would run ten of them per core, each in its own worker
-    process, and the processes would fight over the cores. A whole core each keeps one task per
-    core, with every core busy."""
-    if not row_blocks:
-        return stage.resources.num_cpus
-    return max(stage.resources.num_cpus, min(1.0, free_cpus))  # a machine with less than a core free still runs
+def writer_of(shard: int, writers: int) -> int:
+    """Consecutive shards go to different writers, so the first commits come from all of them."""
+    return shard % writers
 
 
-def apply_stage(ds, stage: Stage, default_batch: int, row_blocks: bool = False, free_cpus: float = 1.0):
+def start_writers(run_root: str, units_per_shard: dict[int, int], count: int, cpus: float) -> list:
+    import ray
+
+    remote = ray.remote(num_cpus=cpus, max_restarts=0)(WriterActor)
+    return [
+        remote.remote(run_root, {s: u for s, u in units_per_shard.items() if writer_of(s, count) == i})
+        for i in range(count)
+    ]
+
+
+def _route(writers: list) -> Callable[[pa.Table], pa.Table]:
+    """The last step of each task: hand its rows to their shards' writers and return what they
+    report (units done, commits) to the driver."""
+
+    def route(table: pa.Table) -> pa.Table:
+        import ray
+
+        parts: dict[int, list[Row]] = defaultdict(list)
+        for row in table.to_pylist():
+            parts[writer_of(int(row["_shard"]), len(writers))].append(row)
+        reports = ray.get([writers[i].add.remote(rows) for i, rows in sorted(parts.items())])
+        return pa.Table.from_pylist([entry for report in reports for entry in report], schema=PROGRESS_SCHEMA)
+
+    return route
+
+
+def light_task_cpus(free_cpus: float) -> float:
+    """What one task of the light stages holds: the CPUs the actor pools leave, cut into whole
+    slots (1.75 free: two tasks of 0.875), so every core runs one task and no more. At the
+    stages' fractional defaults Ray would start several worker processes per core, and they would
+    fight over it."""
+    slots = max(1, int(free_cpus + 0.5))
+    return free_cpus / slots
+
+
+def apply_stage(ds, stage: Stage, light_cpus: float):
     from ray.data import ActorPoolStrategy
 
     res = stage.resources
@@ -118,48 +154,27 @@ def apply_stage(ds, stage: Stage, default_batch: int, row_blocks: bool = False, 
             num_gpus=res.num_gpus or None,
             compute=ActorPoolStrategy(size=res.concurrency),
         )
-    return ds.map_batches(
-        _table_fn(_LazySetup(stage)),
-        batch_format="pyarrow",
-        batch_size=res.batch_size or default_batch,
-        num_cpus=task_cpus(stage, row_blocks, free_cpus),
-    )
+    # the split makes the units the writer's bookkeeping starts from, so it runs bare
+    step = stage.process_batch if isinstance(stage, SplitByTask) else _LazySetup(stage)
+    # batch_size None: one task per block (one input's rows), never waiting to fill a batch; the
+    # light stages between two model stages share resources and fuse into one task
+    return ds.map_batches(_table_fn(step), batch_format="pyarrow", batch_size=None, num_cpus=light_cpus)
 
 
-def build_dataset(
-    run_root: str, shards: list[int], units_per_shard: dict[int, int], stages: list[Stage], cfg: dict[str, Any], free_cpus: float = 1.0
-):
+def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers: list, free_cpus: float):
     """`stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last;
-    `free_cpus` is what the actor pools leave for the light stages' tasks."""
+    `writers` are the `start_writers` actors; `free_cpus` is what the actor pools leave for the
+    light stages' tasks."""
     import ray.data
-    from ray.data import ActorPoolStrategy
 
-    batch = cfg["run"]["batch_size"]
-    # Ray Data gives each block (or bundle of blocks up to a stage's batch_size) to one task. With
-    # run.row_blocks every output is split into one-row blocks, so every operator can spread a
-    # shard's rows over the cores; measured so far it costs more in per-block overhead than it
-    # gains on 2 cores (docs/bench/naive_vs_streaming.json), so one block per shard is the default.
-    context = ray.data.DataContext.get_current()
-    context.target_max_block_size = ROW_SIZED_BLOCKS if cfg["run"]["row_blocks"] else SHARD_SIZED_BLOCKS
+    light_cpus = light_task_cpus(free_cpus)
     ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=max(1, len(shards)))
-    ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=1, num_cpus=0.1)
+    ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=1, num_cpus=READ_CPUS)
+    # one block per input: every core takes an input of its own, whatever the shard size
+    ds = ds.repartition(target_num_rows_per_block=1)
     for stage in stages:
-        if isinstance(stage, SplitByTask):
-            # it makes the units that the runner's per-unit bookkeeping starts from, so it runs bare
-            ds = ds.map_batches(
-                _table_fn(stage.process_batch), batch_format="pyarrow", batch_size=stage.resources.batch_size,
-                num_cpus=task_cpus(stage, cfg["run"]["row_blocks"], free_cpus),
-            )
-        elif isinstance(stage, WriteShards):
-            ds = ds.map_batches(
-                WriterActor,
-                fn_constructor_args=(run_root, units_per_shard),
-                batch_format="pyarrow",
-                batch_size=None,
-                num_cpus=stage.resources.num_cpus,
-                # one writer sees every row of a shard; shards commit as soon as they are whole
-                compute=ActorPoolStrategy(size=1),
-            )
+        if isinstance(stage, WriteShards):
+            ds = ds.map_batches(_route(writers), batch_format="pyarrow", batch_size=None, num_cpus=light_cpus)
         else:
-            ds = apply_stage(ds, stage, batch, cfg["run"]["row_blocks"], free_cpus)
+            ds = apply_stage(ds, stage, light_cpus)
     return ds

@@ -14,7 +14,7 @@ class NotEnoughResources(RuntimeError):
 def check_fits(stages: list[Stage], cluster: dict[str, float]) -> float:
     """`stages` is the run's whole list: model stages and the shard writer hold actor pools,
     the rest run as tasks. Returns the CPUs left for those tasks."""
-    writer_cpus = sum(s.resources.num_cpus for s in stages if isinstance(s, WriteShards))
+    writer_cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in stages if isinstance(s, WriteShards))
     pools = [s for s in stages if s.uses_model]
     cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in pools) + writer_cpus
     # the light stages run as tasks and need room for at least one of them
@@ -24,7 +24,7 @@ def check_fits(stages: list[Stage], cluster: dict[str, float]) -> float:
     if cpus + task_cpus > have_cpus:
         detail = ", ".join(f"{s.name} {s.resources.concurrency}x{s.resources.num_cpus:g}" for s in pools)
         raise NotEnoughResources(
-            f"the actor pools ({detail}) and the shard writer ({writer_cpus:g}) hold {cpus:g} CPUs and the light stages "
+            f"the actor pools ({detail}) and the shard writers ({writer_cpus:g}) hold {cpus:g} CPUs and the light stages "
             f"need {task_cpus:g} more, but the cluster has {have_cpus:g}; lower model_stages.*.num_cpus or concurrency"
         )
     if gpus > have_gpus:

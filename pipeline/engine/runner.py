@@ -42,6 +42,19 @@ def default_out(cfg: dict[str, Any]) -> Path:
     return Path("runs") / f"{name}-{cfg['profile']}"
 
 
+AUTO_SHARDS = 64  # what `run.shard_size: auto` aims for: commits spread through the run ...
+AUTO_MAX_SHARD = 16  # ... and no more inputs per shard than this
+
+
+def shard_size_for(setting: int | str, inputs: int) -> int:
+    """A shard commits when all its inputs are done, so the first triplets land after about
+    1/shards of the run: auto cuts a run into AUTO_SHARDS shards where it can. A row's content
+    does not depend on the shard size."""
+    if setting != config_mod.AUTO:
+        return int(setting)
+    return min(AUTO_MAX_SHARD, max(1, -(-inputs // AUTO_SHARDS)))
+
+
 def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
     identity = config_mod.identity_hash(cfg)
     plan = run.read_plan()
@@ -58,7 +71,7 @@ def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
         records = records[: cfg["run"]["limit"]]
     meta = {"config_hash": identity, "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
     atomic_write(run.config_file, config_mod.dump(cfg).encode())
-    plan = run.write_plan(records, cfg["run"]["shard_size"], meta)
+    plan = run.write_plan(records, shard_size_for(cfg["run"]["shard_size"], len(records)), meta)
     log(f"planned {plan['inputs']} inputs in {len(plan['shards'])} shards ({time.perf_counter() - start:.1f}s)")
     return plan
 
@@ -88,7 +101,7 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
     stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
 
     if pending:
-        from pipeline.engine.ray_plan import build_dataset
+        from pipeline.engine.ray_plan import build_dataset, start_writers
         from pipeline.engine.ray_runtime import init_ray, quiet_ray_data
 
         stats["ray"] = init_ray(cfg["ray"]["address"], cfg["ray"]["num_cpus"])
@@ -101,7 +114,8 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
             raise RunFailed(str(exc)) from None
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
         units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
-        ds = build_dataset(str(run.root), sorted(units), units, stages, cfg, free_cpus)
+        writers = start_writers(str(run.root), units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
+        ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus)
         committed = 0
         rows_done, rows_start = 0, time.perf_counter()
         with _progress_bar(sum(units.values()), cfg["run"]["progress"]) as bar:

@@ -47,7 +47,7 @@ def build_stage_list(cfg: dict[str, Any], recipes: list[Stage] | None = None) ->
         *model_gate_stages(cfg),
         judge_stage(cfg),
         EncodePng(),
-        WriteShards(cfg["ray"]["writer_cpus"]),
+        WriteShards(cfg["ray"]["writer_cpus"], cfg["ray"]["writers"]),
     ]
     if cfg.get("gpu", {}).get("auto_pools"):  # a run folder's config from before the key has none
         from pipeline.engine.gpu_plan import (

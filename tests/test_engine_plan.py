@@ -1,0 +1,39 @@
+"""How the engine cuts a run: shard sizes, light-task slots, shards to writers."""
+
+import pytest
+
+from pipeline.core import config
+from pipeline.engine.ray_plan import light_task_cpus, writer_of
+from pipeline.engine.runner import AUTO_MAX_SHARD, shard_size_for
+from pipeline.engine.stage_list import build_stage_list
+
+
+@pytest.mark.parametrize("inputs, size", [(1, 1), (6, 1), (24, 1), (64, 1), (65, 2), (640, 10), (10_000, AUTO_MAX_SHARD)])
+def test_auto_shard_size_spreads_commits_and_caps_the_shard(inputs, size):
+    assert shard_size_for("auto", inputs) == size
+
+
+def test_a_given_shard_size_is_kept():
+    assert shard_size_for(7, 3) == 7
+    assert config.load_config("cpu")["run"]["shard_size"] == config.AUTO
+
+
+@pytest.mark.parametrize("free, cpus", [(2.0, 1.0), (1.5, 0.75), (0.5, 0.5), (0.2, 0.2), (15.5, 15.5 / 16), (3.4, 3.4 / 3)])
+def test_light_tasks_hold_whole_slots_of_the_free_cpus(free, cpus):
+    assert light_task_cpus(free) == pytest.approx(cpus)
+    slots = round(free / light_task_cpus(free))
+    assert slots * light_task_cpus(free) == pytest.approx(free)  # nothing left idle, nothing oversubscribed
+
+
+def test_every_writer_gets_shards_and_each_shard_one_writer():
+    owners = [writer_of(shard, 3) for shard in range(9)]
+    assert sorted(set(owners)) == [0, 1, 2] and owners[:3] == [0, 1, 2]  # the first commits come from all writers
+
+
+def test_writer_count_is_in_the_stage_list_and_not_in_the_run_identity():
+    one = config.load_config("cpu", overrides=[config.parse_set("ray.writers=1")])
+    four = config.load_config("cpu", overrides=[config.parse_set("ray.writers=4")])
+    assert build_stage_list(four)[-1].resources.concurrency == 4
+    assert config.identity_hash(one) == config.identity_hash(four)
+    with pytest.raises(config.ConfigError, match="ray.writers: must be at least 1"):
+        config.load_config("cpu", overrides=[config.parse_set("ray.writers=0")])
