@@ -77,12 +77,14 @@ def commit_curve(run_root: Path, started_at: float) -> list[dict]:
     return points
 
 
-def run_naive(cfg: dict, out: Path) -> dict:
-    """Every input alone through the run's own stage objects, in this process."""
+def run_naive(cfg: dict, out: Path, part: tuple[int, int] = (0, 1)) -> dict:
+    """Every input alone through the run's own stage objects, in this process; `part` (i, n)
+    takes every n-th input from the i-th."""
     from pipeline.core import config as config_mod
     from pipeline.core.inputs import discover
     from pipeline.core.run_dir import RunDir
     from pipeline.engine.ray_plan import start_rows
+    from pipeline.engine.runner import shard_size_for
     from pipeline.engine.shard_writer import ShardWriter
     from pipeline.engine.stage_list import SplitByTask, WriteShards, build_stage_list
     from pipeline.engine.stage_runner import run_stage
@@ -94,9 +96,9 @@ def run_naive(cfg: dict, out: Path) -> dict:
         if not isinstance(stage, (SplitByTask, WriteShards)):
             stage.setup()
     run = RunDir(out)
-    records = discover(cfg["input"])
+    records = discover(cfg["input"])[part[0] :: part[1]]
     meta = {"config_hash": config_mod.identity_hash(cfg), "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
-    plan = run.write_plan(records, cfg["run"]["shard_size"], meta)
+    plan = run.write_plan(records, shard_size_for(cfg["run"]["shard_size"], len(records)), meta)
     units = {s["shard"]: s["inputs"] * len(cfg["run"]["tasks"]) for s in plan["shards"]}
     writer = ShardWriter(str(out), units)
     setup_s = time.perf_counter() - t_setup
@@ -138,6 +140,27 @@ def run_naive(cfg: dict, out: Path) -> dict:
         "config_hash": meta["config_hash"],
         "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def run_bound(args, folder: Path, ann: Path, work: Path, processes: int) -> dict:
+    """What the cores allow with no engine at all: `processes` naive loops side by side, each on
+    its own share of the inputs. Their wall time is the bound the streaming run is held to."""
+    procs = []
+    t0 = time.perf_counter()
+    for i in range(processes):
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--naive-part", f"{i}/{processes}", "--inputs", str(args.inputs),
+               "--size", str(args.size), "--tasks", args.tasks, "--keep", str(work), "--out", str(work / f"bound-{i}.json")]
+        if args.shard_size:
+            cmd += ["--shard-size", str(args.shard_size)]
+        procs.append(subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"a naive part failed:\n{err[-2000:]}")
+    wall = time.perf_counter() - t0
+    parts = [json.loads((work / f"bound-{i}.json").read_text()) for i in range(processes)]
+    return {"processes": processes, "seconds": round(wall, 2), "part_seconds": [p["seconds"] for p in parts],
+            "cpu_s": round(sum(p["cpu_s"] for p in parts), 1), "rows": sum(p["rows"] for p in parts)}
 
 
 def run_streaming(args, folder: Path, ann: Path, out: Path) -> dict:
@@ -185,17 +208,21 @@ def run_streaming(args, folder: Path, ann: Path, out: Path) -> dict:
     }
 
 
-def plot(naive: dict, streaming: dict, path: Path, title: str) -> None:
+def plot(naive: dict, streaming: dict, path: Path, title: str, before: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, res, style, color in (
+    curves = [
         ("streaming (pipeline run)", streaming, "-", "tab:blue"),
         ("naive (one input at a time)", naive, "--", "tab:orange"),
-    ):
+    ]
+    if before:
+        commit = before.get("machine_before", {}).get("engine", {}).get("commit", "before")
+        curves.append((f"streaming before ({commit})", before["streaming"], ":", "tab:grey"))
+    for label, res, style, color in curves:
         xs = [0.0] + [p["t_s"] for p in res["commits"]]
         ys = [0] + [p["rows"] for p in res["commits"]]
         ax.step(xs + [res["seconds"]], ys + [ys[-1]], where="post", linestyle=style, color=color, label=label)
@@ -223,8 +250,18 @@ def main() -> None:
     parser.add_argument("--out", default=str(RESULTS / "naive_vs_streaming.json"))
     parser.add_argument("--plot", default=str(RESULTS / "commits_over_time.png"))
     parser.add_argument("--keep", default=None, help="keep the inputs and both run folders here")
+    parser.add_argument("--before", default=None, help="an earlier result JSON whose streaming curve the plot also draws")
+    parser.add_argument("--no-bound", action="store_true", help="skip the side-by-side naive loops (the hardware bound)")
+    parser.add_argument("--naive-part", default=None, help=argparse.SUPPRESS)  # I/N: one loop of the bound
     args = parser.parse_args()
 
+    if args.naive_part:
+        i, n = (int(x) for x in args.naive_part.split("/"))
+        work = Path(args.keep)
+        folder, ann = work / f"photos-{args.inputs}x{args.size}", work / f"photos-{args.inputs}x{args.size}.json"
+        out = work / f"run-bound-{i}"
+        Path(args.out).write_text(json.dumps(run_naive(config_for(args, folder, ann, out), out, (i, n))))
+        return
     before = machine()
     with tempfile.TemporaryDirectory(prefix="bench-nvs-") as tmp:
         work = Path(args.keep or tmp)
@@ -241,9 +278,13 @@ def main() -> None:
         streaming = run_streaming(args, folder, ann, stream_out)
         print(f"naive: {args.inputs} inputs one at a time ... ({time.strftime('%H:%M:%S')})", file=sys.stderr)
         naive = run_naive(cfg, naive_out)
+        cores = args.num_cpus or os.cpu_count() or 1
+        bound = None
+        if not args.no_bound and cores > 1:
+            print(f"bound: {cores} naive loops side by side ... ({time.strftime('%H:%M:%S')})", file=sys.stderr)
+            bound = run_bound(args, folder, ann, work, cores)
     after = machine()
 
-    cores = args.num_cpus or os.cpu_count() or 1
     speedup = naive["seconds"] / streaming["seconds"]
     steady = streaming["seconds"] - (streaming["ray_ready_s"] or 0.0)
     speedup_steady = naive["seconds"] / steady if steady > 0 else None
@@ -258,6 +299,9 @@ def main() -> None:
         "share_of_ideal": round(speedup / cores, 3),
         "speedup_after_ray_ready": None if speedup_steady is None else round(speedup_steady, 3),
         "first_candidate_share_of_run": None if first is None else round(first / streaming["seconds"], 3),
+        "bound": bound,
+        "bound_speedup": None if not bound else round(naive["seconds"] / bound["seconds"], 3),
+        "share_of_bound": None if not bound else round(bound["seconds"] / streaming["seconds"], 3),
         "machine_before": before,
         "machine_after": after,
         "load": load_note(before),
@@ -274,6 +318,8 @@ def main() -> None:
             streaming["driver_peak_rss_mb"],
         ],
     ]
+    if bound:
+        rows.append([f"bound: {bound['processes']} naive loops side by side", bound["seconds"], None, None, None, bound["rows"], None])
     print(
         f"\n{args.inputs} photos at {args.size} px, tasks {args.tasks}, shard_size {cfg['run']['shard_size']}, "
         f"{cores} CPUs; {result['load']}"
@@ -287,6 +333,8 @@ def main() -> None:
     print(
         f"speedup {speedup:.2f}x = {result['share_of_ideal']:.0%} of the ideal {cores}x"
         + (f"; {speedup_steady:.2f}x counting from Ray ready" if speedup_steady else "")
+        + (f"; the bound (no engine, {bound['processes']} loops) is {result['bound_speedup']:.2f}x, "
+           f"the run reaches {result['share_of_bound']:.0%} of it" if bound else "")
     )
     print(f"naive setup (stage objects, not timed above) {naive['setup_s']}s; streaming wall incl. interpreter start {streaming['wall_s']}s")
     print(
@@ -298,7 +346,8 @@ def main() -> None:
     print("commits (naive):     " + ", ".join(f"{p['t_s']}s:{p['rows']}" for p in naive["commits"]))
     if not result["same_config"]:
         print("WARNING: the naive config hash differs from the run's", file=sys.stderr)
-    plot(naive, streaming, Path(args.plot), f"{args.inputs} photos x {args.tasks} at {args.size} px, {cores} CPUs")
+    earlier = json.loads(Path(args.before).read_text()) if args.before else None
+    plot(naive, streaming, Path(args.plot), f"{args.inputs} photos x {args.tasks} at {args.size} px, {cores} CPUs", earlier)
     result["plot"] = str(Path(args.plot).resolve().relative_to(REPO)) if Path(args.plot).resolve().is_relative_to(REPO) else args.plot
     print(f"wrote {write_json(Path(args.out), result)} and {args.plot}")
 

@@ -1,6 +1,7 @@
 """The selection phase over a run directory built by hand: known gate scores and judge O values,
 near-duplicate sources and instructions, rows split over two candidate shards."""
 
+import hashlib
 import json
 import shutil
 
@@ -18,6 +19,7 @@ from pipeline.postrun.dedup import (
     near_duplicate_clusters,
     normalise_instruction,
     phash,
+    source_hashes,
 )
 
 FLUX = "black-forest-labs/FLUX.1-Fill-dev"
@@ -243,3 +245,28 @@ def test_unfinished_run_is_refused(tmp_path):
     run.write_plan([{"path": "x"}], 1, {"config_hash": "h", "tasks": [], "profile": "cpu"})
     with pytest.raises(selection.SelectionError, match="not committed"):
         selection.select_run(run.root, CFG)
+
+
+def test_hq_shards_hold_shard_rows_each_whatever_the_read_batches(tmp_path):
+    root = build_run(tmp_path / "run")
+    files = selection.candidate_files(RunDir(root))
+    everything = {r["sample_id"] for f in files for r in pq.read_table(f, columns=["sample_id"]).to_pylist()}
+    written = selection.copy_selected(files, everything, tmp_path / "hq", tmp_path, shard_rows=7, batch_rows=5)
+    sizes = [item["rows"] for item in written]
+    assert sum(sizes) == len(everything) and all(n == 7 for n in sizes[:-1]) and 1 <= sizes[-1] <= 7
+    copied = pq.read_table(tmp_path / "hq")
+    assert sorted(copied.column("sample_id").to_pylist()) == sorted(everything) and all(copied.column("selected").to_pylist())
+    originals = {r["sample_id"]: r for f in files for r in pq.read_table(f).to_pylist()}
+    for row in copied.to_pylist():  # full rows, pictures included, only `selected` changed
+        assert {k: v for k, v in row.items() if k != "selected"} == {k: v for k, v in originals[row["sample_id"]].items() if k != "selected"}
+    for item in written:
+        assert hashlib.sha256((tmp_path / item["path"]).read_bytes()).hexdigest() == item["sha256"]
+
+
+def test_source_hashes_as_ray_tasks_match_the_in_process_ones(ray_address, tmp_path):
+    root = build_run(tmp_path / "run")
+    files = selection.candidate_files(RunDir(root))
+    import ray
+
+    assert len(files) >= 2 and ray.is_initialized()
+    assert selection.hash_sources(files, 3) == source_hashes(files, 64)

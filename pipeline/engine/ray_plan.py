@@ -168,6 +168,10 @@ def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers
     import ray.data
 
     light_cpus = light_task_cpus(free_cpus)
+    # Ray Data sets aside a share of the CPUs for every operator, the finished shard read's too;
+    # on a small machine that leaves the light stages' task one slot where there are two
+    # (measured: 1.1 busy cores of 2 with it, 1.5 without). The actor pools are sized by the plan.
+    ray.data.DataContext.get_current().op_resource_reservation_enabled = False
     ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=max(1, len(shards)))
     ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=1, num_cpus=READ_CPUS)
     # one block per input: every core takes an input of its own, whatever the shard size

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,30 +136,81 @@ def _write(path: Path, table: pa.Table, root: Path) -> dict[str, Any]:
     return {"path": str(path.relative_to(root)), "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
+class _HqShards:
+    """Numbered hq/ shards of `shard_rows` rows, written a batch at a time (a row group each), so
+    memory holds one batch of full rows, never a shard's worth of pictures."""
+
+    def __init__(self, out_dir: Path, root: Path, shard_rows: int):
+        self.out_dir, self.root, self.shard_rows = out_dir, root, shard_rows
+        self.written: list[dict[str, Any]] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self.writer is None:
+                self.path = self.out_dir / f"{shard_name(len(self.written))}.parquet"
+                self.tmp = self.path.with_name(self.path.name + ".tmp")
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+                self.writer = pq.ParquetWriter(self.tmp, schema.ROW_SCHEMA, compression="zstd")
+            part = table.slice(0, self.shard_rows - self.rows)
+            self.writer.write_table(part)
+            self.rows += part.num_rows
+            table = table.slice(part.num_rows)
+            if self.rows >= self.shard_rows:
+                self.close()
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.close()
+        os.replace(self.tmp, self.path)  # readers see a whole shard or none
+        self.written.append(
+            {"path": str(self.path.relative_to(self.root)), "rows": self.rows, "sha256": _file_sha256(self.path), "bytes": self.path.stat().st_size}
+        )
+        self.writer, self.rows = None, 0
+
+
+def _as_selected(batch: pa.RecordBatch, keep: list[int]) -> pa.Table:
+    """The kept rows of a candidate batch with `selected` set, in the written schema."""
+    table = pa.Table.from_batches([batch.take(pa.array(keep))])
+    if table.schema.names == schema.ROW_SCHEMA.names:
+        table = table.set_column(table.schema.get_field_index("selected"), "selected", pa.array([True] * table.num_rows))
+        try:
+            return table.cast(schema.ROW_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            pass
+    rows = table.to_pylist()  # a shard from an older schema: rebuilt row by row
+    for row in rows:
+        row["selected"] = True
+    return schema.to_output_table(rows)
+
+
 def copy_selected(files: list[Path], wanted: set[str], out_dir: Path, root: Path, shard_rows: int, batch_rows: int) -> list[dict[str, Any]]:
     """Full rows of the wanted sample ids, streamed from the candidate shards into numbered
     shards, with `selected` set."""
-    written: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        written.append(_write(out_dir / f"{shard_name(len(written))}.parquet", schema.to_output_table(pending), root))
-        pending.clear()
-
+    sink = _HqShards(out_dir, root, shard_rows)
     for path in files:
         for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
             ids = batch.column("sample_id").to_pylist()
             keep = [i for i, sid in enumerate(ids) if sid in wanted]
-            if not keep:
-                continue
-            for row in batch.take(pa.array(keep)).to_pylist():
-                row["selected"] = True
-                pending.append(row)
-                if len(pending) >= shard_rows:
-                    flush()
-    if pending:
-        flush()
-    return written
+            if keep:
+                sink.add(_as_selected(batch, keep))
+    sink.close()
+    return sink.written
+
+
+def hash_sources(files: list[Path], batch_rows: int) -> dict[str, dict[str, str]]:
+    """`dedup.source_hashes` over the candidate shards: one Ray task per shard where the run's
+    Ray is up (decoding every source picture is the selection's one heavy step), else here."""
+    ray = sys.modules.get("ray")  # never start Ray for this: `select` on its own runs in-process
+    if ray is None or not ray.is_initialized() or len(files) < 2:
+        return source_hashes(files, batch_rows)
+    task = ray.remote(num_cpus=1)(source_hashes)
+    merged: dict[str, dict[str, str]] = {}
+    for part in ray.get([task.remote([path], batch_rows) for path in files]):
+        merged.update(part)
+    return merged
 
 
 def _outputs_intact(run: RunDir, done: dict[str, Any]) -> bool:
@@ -205,7 +258,7 @@ def select_run(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         done_path.unlink()  # from here on the old selection is void
 
     rows = read_score_rows(files)
-    hashes = source_hashes(files, int(settings["read_batch_rows"]))
+    hashes = hash_sources(files, int(settings["read_batch_rows"]))
     records = decide(rows, hashes, settings)
     by_task = funnel(rows, records)
 
