@@ -6,18 +6,20 @@ Parquet, with the working columns a row carries between stages put back (its inp
 scratch JSON, one mask blob).
 
 Components, each measured with time.process_time over repeated calls in this process:
-  decode            the decode stage on one input (read, sha256, decode, resize, PNG encode), per
-                    input and its share per candidate row (candidates per input from the run)
-  png in/out        what a stage pays to read `source_image` (and the mask) and write `target_image`
+  decode            the decode stage on one input (read, sha256, decode, resize, in-flight encode),
+                    per input and its share per candidate row (candidates per input from the run)
+  hand-offs         what a stage pays to read `source_image` (and the mask) and write `target_image`
+                    in their in-flight form (NPY), and PNG where a picture is not in it
+  png encode        the written form, made once per picture by the `png_encode` stage
   arrow hop         what the engine does around every stage call: `table.to_pylist()` in,
                     `schema.rows_to_table(rows)` out (a batch of 4 working rows, per row)
   runner            `stage_runner.run_stage` with a stage that does nothing (row copies, the
                     provenance record)
   record_stage      one provenance update (JSON load + dump of the row's provenance)
   shard write       `schema.to_output_table` + Parquet (zstd) + sha256, per row
-How often a row meets each (stage hops, PNG decodes and encodes after the decode stage) is counted
-on the same task's chain run in this process (PIL calls counted), so the total per row is for that
-chain's length.
+How often a row meets each (stage hops, NPY and PNG decodes and encodes after the decode stage) is
+counted on the same task's chain run in this process (numpy and PIL calls counted), so the total
+per row is for that chain's length.
 
 Whole engine: a chain of H no-op stages (after one stage that turns each input into K candidates
 with 1024-px source, target and mask, and before one that ends the rows `skipped` so the common
@@ -38,6 +40,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+import numpy as np
 from pathlib import Path
 from typing import Any, Callable
 
@@ -106,13 +110,15 @@ MASK_MODES = ("1", "L", "I", "I;16", "F")
 
 
 class _Counter:
-    """Counts image decodes (PIL ImageFile.load with tiles left to decode: a real decode, not a
-    header probe) and encodes (PIL Image.save) in this process, split into RGB and mask-like
-    (single-channel) images."""
+    """Counts PNG decodes (PIL ImageFile.load with tiles left to decode: a real decode, not a
+    header probe) and encodes (PIL Image.save), and NPY ones (numpy.load, numpy.save: the
+    in-flight form), in this process, split into RGB and mask-like (single-channel) images."""
 
     def __init__(self):
         self.decodes = {"rgb": 0, "mask": 0}
         self.encodes = {"rgb": 0, "mask": 0}
+        self.npy_decodes = {"rgb": 0, "mask": 0}
+        self.npy_encodes = {"rgb": 0, "mask": 0}
 
     @staticmethod
     def kind(img) -> str:
@@ -133,13 +139,28 @@ class _Counter:
             counter.encodes[counter.kind(img)] += 1
             return counter._save(img, *a, **k)
 
+        def npy_kind(array) -> str:
+            return "mask" if getattr(array, "ndim", 3) == 2 else "rgb"
+
+        def np_load(*a, **k):
+            array = counter._np_load(*a, **k)
+            counter.npy_decodes[npy_kind(array)] += 1
+            return array
+
+        def np_save(file, array, *a, **k):
+            counter.npy_encodes[npy_kind(array)] += 1
+            return counter._np_save(file, array, *a, **k)
+
         ImageFile.ImageFile.load, Image.Image.save = load, save
+        self._np_load, self._np_save = np.load, np.save
+        np.load, np.save = np_load, np_save
         return self
 
     def __exit__(self, *exc):
         from PIL import Image, ImageFile
 
         ImageFile.ImageFile.load, Image.Image.save = self._load, self._save
+        np.load, np.save = self._np_load, self._np_save
 
 
 def chain_counts(cfg: dict) -> dict[str, Any]:
@@ -182,6 +203,8 @@ def chain_counts(cfg: dict) -> dict[str, Any]:
         # after decode; those before the fan-out are shared by the input's candidates: all are divided by candidates
         "decodes_per_row": {k: round(v / n, 2) for k, v in count.decodes.items()},
         "encodes_per_row": {k: round(v / n, 2) for k, v in count.encodes.items()},
+        "npy_decodes_per_row": {k: round(v / n, 2) for k, v in count.npy_decodes.items()},
+        "npy_encodes_per_row": {k: round(v / n, 2) for k, v in count.npy_encodes.items()},
     }
 
 
@@ -192,7 +215,7 @@ def components(rows: list[Row], cfg: dict, cands_per_input: float) -> dict[str, 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.core.image_io import decode_mask, decode_png, encode_png
+    from pipeline.core.image_io import decode_image, decode_mask, encode_image, encode_png
     from pipeline.core.rows import record_stage
     from pipeline.engine.stage_runner import run_stage
     from stages.decode import DecodeLimits
@@ -207,15 +230,21 @@ def components(rows: list[Row], cfg: dict, cands_per_input: float) -> dict[str, 
     out["decode_stage_per_input"] = cpu_ms(lambda: decode.process_row(dict(start)))
     out["decode_stage_share_per_row"] = out["decode_stage_per_input"] / cands_per_input
 
-    src = row["source_image"]["bytes"]
-    tgt_array = decode_png(row["target_image"]["bytes"])
-    out["png_decode_1024"] = cpu_ms(lambda: decode_png(src))
+    src = row["source_image"]["bytes"]  # PNG, as written
+    tgt_array = decode_image(row["target_image"]["bytes"])
+    src_npy = encode_image(decode_image(src))
+    out["png_decode_1024"] = cpu_ms(lambda: decode_image(src))
     out["png_encode_1024"] = cpu_ms(lambda: encode_png(tgt_array))
+    out["npy_decode_1024"] = cpu_ms(lambda: decode_image(src_npy))
+    out["npy_encode_1024"] = cpu_ms(lambda: encode_image(tgt_array))
     if row.get("mask"):
         mask = row["mask"]["bytes"]
+        mask_array = decode_image(mask, "L")
+        mask_npy = encode_image(mask_array)
         out["png_decode_mask"] = cpu_ms(lambda: decode_mask(mask))
-        mask_array = decode_png(mask, "L")
         out["png_encode_mask"] = cpu_ms(lambda: encode_png(mask_array))
+        out["npy_decode_mask"] = cpu_ms(lambda: decode_mask(mask_npy))
+        out["npy_encode_mask"] = cpu_ms(lambda: encode_image(mask_array))
 
     table = schema.rows_to_table(batch)
     out["arrow_rows_to_table"] = cpu_ms(lambda: schema.rows_to_table(batch), per=len(batch))
@@ -426,13 +455,19 @@ def main() -> None:
 
     hops = counts["stage_count"]
     dec, enc = counts["decodes_per_row"], counts["encodes_per_row"]
+    ndec, nenc = counts["npy_decodes_per_row"], counts["npy_encodes_per_row"]
     mdec, menc = comp.get("png_decode_mask", 0.0), comp.get("png_encode_mask", 0.0)
+    nmdec, nmenc = comp.get("npy_decode_mask", 0.0), comp.get("npy_encode_mask", 0.0)
     per_hop = comp["arrow_hop"] + comp["runner_noop_stage"]
     lines = [
         ("decode stage (per input / share per row)", comp["decode_stage_per_input"], comp["decode_stage_share_per_row"], 1, comp["decode_stage_share_per_row"]),
-        ("PNG decode, 1024 RGB (stages reading source/target)", comp["png_decode_1024"], None, dec["rgb"], round(dec["rgb"] * comp["png_decode_1024"], 3)),
+        ("NPY decode, 1024 RGB (stages reading source/target)", comp["npy_decode_1024"], None, ndec["rgb"], round(ndec["rgb"] * comp["npy_decode_1024"], 3)),
+        ("NPY decode, 1024 mask", nmdec, None, ndec["mask"], round(ndec["mask"] * nmdec, 3)),
+        ("NPY encode, 1024 RGB (stages writing target)", comp["npy_encode_1024"], None, nenc["rgb"], round(nenc["rgb"] * comp["npy_encode_1024"], 3)),
+        ("NPY encode, 1024 mask", nmenc, None, nenc["mask"], round(nenc["mask"] * nmenc, 3)),
+        ("PNG decode, 1024 RGB (pictures not in flight form)", comp["png_decode_1024"], None, dec["rgb"], round(dec["rgb"] * comp["png_decode_1024"], 3)),
         ("PNG decode, 1024 mask", mdec, None, dec["mask"], round(dec["mask"] * mdec, 3)),
-        ("PNG encode, 1024 RGB (stages writing target)", comp["png_encode_1024"], None, enc["rgb"], round(enc["rgb"] * comp["png_encode_1024"], 3)),
+        ("PNG encode, 1024 RGB (png_encode: the written form)", comp["png_encode_1024"], None, enc["rgb"], round(enc["rgb"] * comp["png_encode_1024"], 3)),
         ("PNG encode, 1024 mask", menc, None, enc["mask"], round(enc["mask"] * menc, 3)),
         ("Arrow: rows_to_table", comp["arrow_rows_to_table"], None, None, None),
         ("Arrow: table.to_pylist", comp["arrow_to_pylist"], None, None, None),
@@ -446,7 +481,8 @@ def main() -> None:
         ("(stage work) common gates, per row", comp["common_gates_stage"], None, 1, comp["common_gates_stage"]),
         ("(stage work) judge (cpu: none), per row", comp["judge_stage"], None, 1, comp["judge_stage"]),
     ]
-    png = sum(x[4] for x in lines[1:5])
+    handoff = sum(x[4] for x in lines[1:7])  # in-flight reads and writes (and any PNG read)
+    png = sum(x[4] for x in lines[5:9])
     result = {
         "benchmark": "engine_overhead",
         "size": SIZE,
@@ -455,18 +491,24 @@ def main() -> None:
         "row_bytes_kb": comp["row_bytes_kb"],
         "components_ms_per_row": comp,
         "chain": counts,
-        "typical_chain": {"stages": hops, "decodes_per_row": dec, "encodes_per_row": enc, "png_ms_per_row": round(png, 2), "total_ms_per_row": round(total, 2)},
+        "typical_chain": {
+            "stages": hops, "decodes_per_row": dec, "encodes_per_row": enc, "npy_decodes_per_row": ndec, "npy_encodes_per_row": nenc,
+            "handoff_ms_per_row": round(handoff, 2), "png_ms_per_row": round(png, 2), "total_ms_per_row": round(total, 2),
+        },
         "engine": engine,
         "machine_before": before,
         "machine_after": machine(),
         "load": load_note(before),
     }
     print(f"\nEngine overhead per row at {SIZE} px, task {args.task} (cpu profile); {result['load']}")
-    print(f"row images {comp['row_bytes_kb']:.0f} KB (source+target+mask PNG); chain: {hops} stages ({' > '.join(counts['stages'])})")
+    print(f"row images {comp['row_bytes_kb']:.0f} KB (source+target+mask as written, PNG); chain: {hops} stages ({' > '.join(counts['stages'])})")
     print(table(["component", "ms/call or /row", "ms share/row", "times per row", "ms per row in chain"], [list(x) for x in lines]))
-    print(table(["in the writer's actor when Ray Data fuses them", "ms/row", "", "", ""], [list(x) for x in writer_side]))
-    print(f"total outside the stages' own work, per candidate row, {hops}-stage chain: {total:.1f} ms CPU, of which PNG in/out {png:.1f} ms ({png / total:.0%})")
-    print("(decode share and the PNG counts are per candidate row: an input's work before the fan-out is divided among its candidates)")
+    print(table(["stage work near the end of the chain, for scale", "ms/row", "", "", ""], [list(x) for x in writer_side]))
+    print(
+        f"total outside the stages' own work, per candidate row, {hops}-stage chain: {total:.1f} ms CPU; "
+        f"of it hand-offs between stages {handoff:.1f} ms ({handoff / total:.0%}), PNG {png:.1f} ms ({png / total:.0%})"
+    )
+    print("(decode share and the picture counts are per candidate row: an input's work before the fan-out is divided among its candidates)")
     if engine:
         chain_cpu = engine[f"cpu_s_{engine['hops']}_hops"]
         print(

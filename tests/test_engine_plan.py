@@ -37,3 +37,22 @@ def test_writer_count_is_in_the_stage_list_and_not_in_the_run_identity():
     assert config.identity_hash(one) == config.identity_hash(four)
     with pytest.raises(config.ConfigError, match="ray.writers: must be at least 1"):
         config.load_config("cpu", overrides=[config.parse_set("ray.writers=0")])
+
+
+def test_a_light_chain_runs_its_stages_in_order_over_one_conversion():
+    from pipeline.core import schema
+    from pipeline.engine.ray_plan import _LightChain
+
+    seen = []
+
+    def step(tag):
+        def run(rows):
+            seen.append((tag, type(rows).__name__))
+            return [{**r, "reason": (r.get("reason") or "") + tag} for r in rows]
+
+        return run
+
+    table = schema.rows_to_table([{"sample_id": "a", "task": "t", "status": schema.PENDING, "reason": None}])
+    out = _LightChain([step("1"), step("2"), step("3")])(table)
+    assert out.column("reason").to_pylist() == ["123"]
+    assert seen == [("1", "list"), ("2", "list"), ("3", "list")]  # rows between steps, never a table

@@ -5,9 +5,10 @@ judge, PNG encode) -> hand each row to its shard's writer actor
 The driver only iterates the writers' small progress rows; it never holds the data.
 
 Parallelism is by input: each input's rows are one block, the light stages between two model
-stages fuse into one Ray task per block, and each task holds a whole slot of a core, so every
-core works on an input of its own and rows cross the object store only at model stages (actor
-pools that batch rows from many blocks) and at the writers."""
+stages run as one function in one Ray task per block (the block is converted to rows and back once,
+not once per stage), and each task holds a whole slot of a core, so every core works on an input of
+its own and rows cross the object store only at model stages (actor pools that batch rows from
+many blocks) and at the writers."""
 
 from __future__ import annotations
 
@@ -55,13 +56,6 @@ def _shard_rows(run_root: str):
     return rows
 
 
-def _table_fn(step: Callable[[list[Row]], list[Row]]) -> Callable[[pa.Table], pa.Table]:
-    def apply(table: pa.Table) -> pa.Table:
-        return schema.rows_to_table(step(table.to_pylist()))
-
-    return apply
-
-
 class StageActor:
     """A model stage in a fixed-size actor pool: the model is loaded once per actor."""
 
@@ -74,6 +68,22 @@ class StageActor:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         return schema.rows_to_table(run_stage(self.stage, table.to_pylist(), node=self.node))
+
+
+class _LightChain:
+    """Consecutive light stages as one function over a block: the block becomes rows once and a
+    table once, not once per stage (a row carries megabytes of pictures at 1024 px). With `route`
+    the chain ends at the writers and returns their progress rows."""
+
+    def __init__(self, steps: list[Callable[[list[Row]], list[Row]]], route: Callable[[list[Row]], pa.Table] | None = None):
+        self.steps = steps
+        self.route = route
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        rows = table.to_pylist()
+        for step in self.steps:
+            rows = step(rows)
+        return self.route(rows) if self.route else schema.rows_to_table(rows)
 
 
 class _LazySetup:
@@ -115,20 +125,21 @@ def start_writers(run_root: str, units_per_shard: dict[int, int], count: int, cp
     ]
 
 
-def _route(writers: list) -> Callable[[pa.Table], pa.Table]:
+class _Route:
     """The last step of each task: hand its rows to their shards' writers and return what they
     report (units done, commits) to the driver."""
 
-    def route(table: pa.Table) -> pa.Table:
+    def __init__(self, writers: list):
+        self.writers = writers
+
+    def __call__(self, rows: list[Row]) -> pa.Table:
         import ray
 
         parts: dict[int, list[Row]] = defaultdict(list)
-        for row in table.to_pylist():
-            parts[writer_of(int(row["_shard"]), len(writers))].append(row)
-        reports = ray.get([writers[i].add.remote(rows) for i, rows in sorted(parts.items())])
+        for row in rows:
+            parts[writer_of(int(row["_shard"]), len(self.writers))].append(row)
+        reports = ray.get([self.writers[i].add.remote(part) for i, part in sorted(parts.items())])
         return pa.Table.from_pylist([entry for report in reports for entry in report], schema=PROGRESS_SCHEMA)
-
-    return route
 
 
 def light_task_cpus(free_cpus: float) -> float:
@@ -140,25 +151,24 @@ def light_task_cpus(free_cpus: float) -> float:
     return free_cpus / slots
 
 
-def apply_stage(ds, stage: Stage, light_cpus: float):
+def _model_stage(ds, stage: Stage):
     from ray.data import ActorPoolStrategy
 
     res = stage.resources
-    if stage.uses_model:
-        return ds.map_batches(
-            StageActor,
-            fn_constructor_args=(stage,),
-            batch_format="pyarrow",
-            batch_size=res.batch_size,
-            num_cpus=res.num_cpus,
-            num_gpus=res.num_gpus or None,
-            compute=ActorPoolStrategy(size=res.concurrency),
-        )
+    return ds.map_batches(
+        StageActor,
+        fn_constructor_args=(stage,),
+        batch_format="pyarrow",
+        batch_size=res.batch_size,
+        num_cpus=res.num_cpus,
+        num_gpus=res.num_gpus or None,
+        compute=ActorPoolStrategy(size=res.concurrency),
+    )
+
+
+def _light_step(stage: Stage) -> Callable[[list[Row]], list[Row]]:
     # the split makes the units the writer's bookkeeping starts from, so it runs bare
-    step = stage.process_batch if isinstance(stage, SplitByTask) else _LazySetup(stage)
-    # batch_size None: one task per block (one input's rows), never waiting to fill a batch; the
-    # light stages between two model stages share resources and fuse into one task
-    return ds.map_batches(_table_fn(step), batch_format="pyarrow", batch_size=None, num_cpus=light_cpus)
+    return stage.process_batch if isinstance(stage, SplitByTask) else _LazySetup(stage)
 
 
 def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers: list, free_cpus: float):
@@ -176,9 +186,21 @@ def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers
     ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=1, num_cpus=READ_CPUS)
     # one block per input: every core takes an input of its own, whatever the shard size
     ds = ds.repartition(target_num_rows_per_block=1)
+    steps: list[Callable[[list[Row]], list[Row]]] = []
+
+    def light(route=None):
+        # batch_size None: one task per block (one input's rows), never waiting to fill a batch
+        return ds.map_batches(_LightChain(list(steps), route), batch_format="pyarrow", batch_size=None, num_cpus=light_cpus)
+
     for stage in stages:
         if isinstance(stage, WriteShards):
-            ds = ds.map_batches(_route(writers), batch_format="pyarrow", batch_size=None, num_cpus=light_cpus)
+            ds = light(_Route(writers))
+            steps.clear()
+        elif stage.uses_model:
+            if steps:
+                ds = light()
+                steps.clear()
+            ds = _model_stage(ds, stage)
         else:
-            ds = apply_stage(ds, stage, light_cpus)
+            steps.append(_light_step(stage))
     return ds

@@ -24,6 +24,7 @@ PROGRESS_SCHEMA = pa.schema(
         pa.field("rows", pa.int32()),
         pa.field("committed", pa.bool_()),
         pa.field("candidates", pa.int32()),
+        pa.field("committed_at", pa.float64()),  # wall clock of the commit: the driver hears of it later
     ]
 )
 
@@ -79,7 +80,7 @@ class ShardWriter:
                 continue
             self.buffers[shard][unit][row["sample_id"]] = row
             self.unit_rows[shard][unit] = int(row["_unit_rows"])
-            entry = progress.setdefault(shard, {"shard": shard, "units": 0, "rows": 0, "committed": False, "candidates": 0})
+            entry = progress.setdefault(shard, {"shard": shard, "units": 0, "rows": 0, "committed": False, "candidates": 0, "committed_at": None})
             entry["rows"] += 1
             if unit not in self.done_units[shard] and len(self.buffers[shard][unit]) >= self.unit_rows[shard][unit]:
                 self.done_units[shard].add(unit)
@@ -88,6 +89,7 @@ class ShardWriter:
             if len(self.done_units[shard]) == self.units_per_shard[shard]:
                 entry["committed"] = True
                 entry["candidates"] = self.commit(shard)
+                entry["committed_at"] = time.time()
         return list(progress.values())
 
     def commit(self, shard: int) -> int:
