@@ -44,6 +44,9 @@ def start_rows(run_root: str, shard: int) -> list[Row]:
 
 
 READ_CPUS = 0.1  # reading a shard's input list is a file read
+# Shards whose input lists one read task reads: one task per shard would start a Ray worker
+# process for each (about a CPU-second each, measured) to read a few lines.
+SHARDS_PER_READ = 64
 
 
 def _shard_rows(run_root: str):
@@ -182,8 +185,9 @@ def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers
     # on a small machine that leaves the light stages' task one slot where there are two
     # (measured: 1.1 busy cores of 2 with it, 1.5 without). The actor pools are sized by the plan.
     ray.data.DataContext.get_current().op_resource_reservation_enabled = False
-    ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=max(1, len(shards)))
-    ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=1, num_cpus=READ_CPUS)
+    reads = max(1, -(-len(shards) // SHARDS_PER_READ))
+    ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=reads)
+    ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=None, num_cpus=READ_CPUS)
     # one block per input: every core takes an input of its own, whatever the shard size
     ds = ds.repartition(target_num_rows_per_block=1)
     steps: list[Callable[[list[Row]], list[Row]]] = []
