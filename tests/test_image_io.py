@@ -54,7 +54,9 @@ def test_png_encode_stage_converts_candidates_only():
             "target_image": schema.image_value(encode_image(255 - RGB)), "mask": None,
         }
 
-    ok, skipped = EncodePng().process_batch([row(schema.OK)])[0], row(schema.SKIPPED)
+    ok, sibling = EncodePng().process_batch([row(schema.OK), row(schema.REJECTED)])
+    skipped = row(schema.SKIPPED)
+    assert sibling["source_image"]["bytes"] is ok["source_image"]["bytes"]  # a shared source is encoded once
     assert ok["source_image"]["bytes"].startswith(PNG_MAGIC) and ok["target_image"]["bytes"].startswith(PNG_MAGIC)
     assert np.array_equal(decode_image(ok["target_image"]["bytes"]), 255 - RGB)
     assert schema.SKIPPED not in EncodePng.accepts and schema.REJECTED in EncodePng.accepts

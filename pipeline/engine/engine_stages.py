@@ -4,6 +4,8 @@ builder so that Ray workers unpickling them import nothing heavy."""
 
 from __future__ import annotations
 
+import hashlib
+
 from pipeline.core import schema
 from pipeline.core.image_io import to_png
 from pipeline.core.rows import mark
@@ -53,11 +55,15 @@ class EncodePng(Stage):
     accepts = schema.CANDIDATE_STATUSES  # the writer drops the other rows' pictures
 
     def process_batch(self, rows: list[Row]) -> list[Row]:
+        written: dict[bytes, bytes] = {}  # an input's candidates share one source picture: encoded once
         for row in rows:
             for column in ("source_image", "target_image", "mask"):
                 value = row.get(column)
                 if value and value.get("bytes"):
-                    row[column] = {**value, "bytes": to_png(value["bytes"])}
+                    key = hashlib.sha1(value["bytes"]).digest()
+                    if key not in written:
+                        written[key] = to_png(value["bytes"])
+                    row[column] = {**value, "bytes": written[key]}
         return rows
 
 

@@ -12,6 +12,7 @@ many blocks) and at the writers."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -151,7 +152,9 @@ def light_task_cpus(free_cpus: float) -> float:
     stages' fractional defaults Ray would start several worker processes per core, and they would
     fight over it."""
     slots = max(1, int(free_cpus + 0.5))
-    return free_cpus / slots
+    # rounded down to 1/100: Ray counts resources in fixed point, and a share a hair over what is
+    # free (2 - 1.3 is 0.7000000000000002 in floats) would never be scheduled
+    return math.floor(free_cpus / slots * 100) / 100
 
 
 def _model_stage(ds, stage: Stage):
