@@ -222,3 +222,12 @@ def test_a_served_judge_scores_the_run_and_selection_ranks_by_o(ray_address, tmp
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["funnel"]["color_alteration"]["score_kind"] == "o"
     assert manifest["funnel"]["color_alteration"]["kept"] >= 1 and rows
+
+
+def test_the_writers_leave_with_the_run(sample_run):
+    import ray
+
+    deadline = time.time() + 20  # ray.kill is asynchronous
+    while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources()["CPU"] and time.time() < deadline:
+        time.sleep(0.2)
+    assert ray.available_resources().get("CPU", 0.0) == ray.cluster_resources()["CPU"]  # nothing the run started still holds a CPU

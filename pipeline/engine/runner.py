@@ -82,6 +82,24 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="input", desc="inputs x tasks", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
+def _stream(ds, units: int, progress: bool, stats: dict[str, Any], started_at: float) -> None:
+    """Iterate the writers' progress rows: the bar counts units and shows rows/s."""
+    committed = rows_done = 0
+    rows_start = time.perf_counter()
+    with _progress_bar(units, progress) as bar:
+        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            for item in batch.to_pylist():
+                rows_done += item["rows"]
+                bar.set_postfix(rows=rows_done, rows_per_s=f"{rows_done / max(1e-9, time.perf_counter() - rows_start):.2f}", refresh=False)
+                bar.update(item["units"])
+                if item["committed"]:
+                    committed += 1
+                    if item["candidates"]:  # when it landed on disk, not when the driver heard
+                        landed = round(item["committed_at"] - started_at, 2)
+                        stats["first_candidate_s"] = min(stats.get("first_candidate_s", landed), landed)
+    stats["shards_committed"] = committed
+
+
 def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
     """Tiny twins are built here, once, before any actor wants them."""
     ensure_tiny(cfg, sorted({family for stage in stages for family in stage.loads}), log=log)
@@ -115,21 +133,12 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
         units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
         writers = start_writers(str(run.root), units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
-        ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus)
-        committed = 0
-        rows_done, rows_start = 0, time.perf_counter()
-        with _progress_bar(sum(units.values()), cfg["run"]["progress"]) as bar:
-            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for item in batch.to_pylist():
-                    rows_done += item["rows"]
-                    bar.set_postfix(rows=rows_done, rows_per_s=f"{rows_done / max(1e-9, time.perf_counter() - rows_start):.2f}", refresh=False)
-                    bar.update(item["units"])
-                    if item["committed"]:
-                        committed += 1
-                        if item["candidates"]:  # when it landed on disk, not when the driver heard
-                            landed = round(item["committed_at"] - started_at, 2)
-                            stats["first_candidate_s"] = min(stats.get("first_candidate_s", landed), landed)
-        stats["shards_committed"] = committed
+        try:
+            ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus)
+            _stream(ds, sum(units.values()), cfg["run"]["progress"], stats, started_at)
+        finally:
+            for writer in writers:  # the plan keeps handles to them: they would hold their CPUs on a shared Ray
+                ray.kill(writer)
 
     manifest = build_manifest(run, plan)
     write_manifest(run, manifest)
