@@ -172,6 +172,11 @@ def _model_stage(ds, stage: Stage):
     )
 
 
+def _light_chain(ds, chain: _LightChain, cpus: float):
+    # batch_size None: one task per block (one input's rows), never waiting to fill a batch
+    return ds.map_batches(chain, batch_format="pyarrow", batch_size=None, num_cpus=cpus)
+
+
 def _light_step(stage: Stage) -> Callable[[list[Row]], list[Row]]:
     # the split makes the units the writer's bookkeeping starts from, so it runs bare
     return stage.process_batch if isinstance(stage, SplitByTask) else _LazySetup(stage)
@@ -193,21 +198,16 @@ def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers
     ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=None, num_cpus=READ_CPUS)
     # one block per input: every core takes an input of its own, whatever the shard size
     ds = ds.repartition(target_num_rows_per_block=1)
-    steps: list[Callable[[list[Row]], list[Row]]] = []
-
-    def light(route=None):
-        # batch_size None: one task per block (one input's rows), never waiting to fill a batch
-        return ds.map_batches(_LightChain(list(steps), route), batch_format="pyarrow", batch_size=None, num_cpus=light_cpus)
-
+    steps: list[Callable[[list[Row]], list[Row]]] = []  # light stages since the last model stage
     for stage in stages:
         if isinstance(stage, WriteShards):
-            ds = light(_Route(writers))
-            steps.clear()
+            ds = _light_chain(ds, _LightChain(steps, _Route(writers)), light_cpus)
         elif stage.uses_model:
             if steps:
-                ds = light()
-                steps.clear()
+                ds = _light_chain(ds, _LightChain(steps), light_cpus)
             ds = _model_stage(ds, stage)
         else:
             steps.append(_light_step(stage))
+            continue
+        steps = []
     return ds
