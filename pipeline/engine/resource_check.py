@@ -12,7 +12,7 @@ class NotEnoughResources(RuntimeError):
 
 
 def check_fits(stages: list[Stage], cluster: dict[str, float]) -> float:
-    """`stages` is the run's whole list: model stages and the shard writer hold actor pools,
+    """`stages` is the run's whole list: model stages hold actor pools and the shard writers are actors,
     the rest run as tasks. Returns the CPUs left for those tasks."""
     writer_cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in stages if isinstance(s, WriteShards))
     pools = [s for s in stages if s.uses_model]
