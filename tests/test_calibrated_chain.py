@@ -43,5 +43,9 @@ def test_tiny_calibrated_chain_through_the_engine(ray_address, tmp_path):
             for name in ["decode", *names, "common_gates"]:
                 assert name in stages, (name, sorted(stages))
             assert 1 <= stages["device"]["batch"] <= 4
+    # a shard is one block, read and run through the light stages by one task: the first stage saw
+    # each shard's inputs together (5 inputs in shards of 2, 2 and 1), not one block per input
+    prep_batch = sorted(json.loads(group[0]["provenance"])["stages"]["prep"]["batch"] for group in by_input.values())
+    assert prep_batch == [1, 2, 2, 2, 2]
     counts = {task: sum(c.values()) for task, c in result.manifest["tasks"].items()}
     assert counts == {TASK: INPUTS * K}

@@ -1,19 +1,24 @@
 """Turns the stages into one streaming Ray Data plan over every pending shard.
 
-read shards -> one block per input -> the run's stage list (decode, split by task, recipes, gates,
+shards -> the run's stage list (read the shard's inputs, decode, split by task, recipes, gates,
 judge, PNG encode) -> hand each row to its shard's writer actor
 The driver only iterates the writers' small progress rows; it never holds the data.
 
-Parallelism is by input: each input's rows are one block, the light stages between two model
-stages run as one function in one Ray task per block (the block is converted to rows and back once,
-not once per stage), and each task holds a whole slot of a core, so every core works on an input of
-its own and rows cross the object store only at model stages (actor pools that batch rows from
-many blocks) and at the writers."""
+Parallelism is by shard, and `run.shard_size: auto` makes shards of one input on runs of up to 64
+inputs and at least 64 shards on larger ones. Each shard is one block; the light stages between
+two model stages run as one function in one Ray task per block (the block is converted to rows and
+back once, not once per stage; the first such function also reads the shard's input list), and
+each task holds a whole slot of a core, so every core works on a shard of its own and rows cross
+the object store only at model stages (actor pools that batch rows from many blocks) and at the
+writers. There is no split into smaller blocks after the read: a task that yields many blocks is
+paced by Ray Data's streaming-generator backpressure (about 0.1 s a block, measured: 1000 one-row
+blocks took 110 s to leave one task)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,20 +49,9 @@ def start_rows(run_root: str, shard: int) -> list[Row]:
     return [input_row(record, shard) for record in RunDir(Path(run_root)).read_shard_inputs(shard)]
 
 
-READ_CPUS = 0.1  # reading a shard's input list is a file read
-# Shards whose input lists one read task reads: one task per shard would start a Ray worker
-# process for each (about a CPU-second each, measured) to read a few lines.
-SHARDS_PER_READ = 64
-
-
-def _shard_rows(run_root: str):
-    """A shard's inputs as rows (the repartition after this makes one block per input)."""
-
-    def rows(table: pa.Table) -> pa.Table:
-        shards = table.column("shard").to_pylist()
-        return schema.rows_to_table([row for shard in shards for row in start_rows(run_root, shard)])
-
-    return rows
+def read_shard(rows: list[Row], run_root: str) -> list[Row]:
+    """The first step of the plan: a block of shard numbers becomes those shards' input rows."""
+    return [row for item in rows for row in start_rows(run_root, int(item["shard"]))]
 
 
 class StageActor:
@@ -173,7 +167,7 @@ def _model_stage(ds, stage: Stage):
 
 
 def _light_chain(ds, chain: _LightChain, cpus: float):
-    # batch_size None: one task per block (one input's rows), never waiting to fill a batch
+    # batch_size None: one task per block (a shard's rows), never waiting to fill a batch
     return ds.map_batches(chain, batch_format="pyarrow", batch_size=None, num_cpus=cpus)
 
 
@@ -189,16 +183,13 @@ def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers
     import ray.data
 
     light_cpus = light_task_cpus(free_cpus)
-    # Ray Data sets aside a share of the CPUs for every operator, the finished shard read's too;
-    # on a small machine that leaves the light stages' task one slot where there are two
-    # (measured: 1.1 busy cores of 2 with it, 1.5 without). The actor pools are sized by the plan.
+    # Ray Data sets aside a share of the CPUs for every operator; on a small machine that leaves
+    # the light stages' task one slot where there are two (measured: 1.1 busy cores of 2 with it,
+    # 1.5 without). The actor pools are sized by the plan.
     ray.data.DataContext.get_current().op_resource_reservation_enabled = False
-    reads = max(1, -(-len(shards) // SHARDS_PER_READ))
-    ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=reads)
-    ds = ds.map_batches(_shard_rows(run_root), batch_format="pyarrow", batch_size=None, num_cpus=READ_CPUS)
-    # one block per input: every core takes an input of its own, whatever the shard size
-    ds = ds.repartition(target_num_rows_per_block=1)
-    steps: list[Callable[[list[Row]], list[Row]]] = []  # light stages since the last model stage
+    ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
+    # light stages since the last model stage; the first chain starts by reading its shard
+    steps: list[Callable[[list[Row]], list[Row]]] = [partial(read_shard, run_root=run_root)]
     for stage in stages:
         if isinstance(stage, WriteShards):
             ds = _light_chain(ds, _LightChain(steps, _Route(writers)), light_cpus)
