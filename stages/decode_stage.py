@@ -14,6 +14,16 @@ from stages.decode import DecodeLimits, InputRefused, decode_image, scale_object
 from stages.read_input import read_input_bytes
 from stages.video import file_sha256, probe_video
 
+SOURCE_FIELDS = ("caption", "url", "license")
+
+
+def _record_input(row: Row, record: dict) -> None:
+    """What the input says about the image (caption, original URL, licence) goes into provenance."""
+    known = {name: record[name] for name in SOURCE_FIELDS if record.get(name)}
+    prov = schema.loads(row.get("provenance"))
+    prov["input"] = {"uri": record["uri"], "key": record["key"], **known}
+    row["provenance"] = schema.dumps(prov)
+
 
 class DecodeStage(Stage):
     name = "decode"
@@ -21,15 +31,19 @@ class DecodeStage(Stage):
     writes = ("source_sha256", "source_image", "width", "height", "work.objects", "work.video", "status", "reason", "provenance")
     resources = Resources(num_cpus=0.25, batch_size=8)
 
-    def __init__(self, limits: DecodeLimits):
+    def __init__(self, limits: DecodeLimits, io: dict | None = None):
         self.limits = limits
+        self.io = io  # how to reach a store (endpoint, timeouts); credentials come from the environment
 
     def process_row(self, row: Row) -> Row:
         record = schema.loads(row["_input"])
+        _record_input(row, record)
+        if record.get("problem"):  # found while planning: a broken tar member, a manifest row without a URI
+            return mark(row, schema.ERROR, f"input: {record['problem']}")
         if record["kind"] == "video":
             return self._video(row, record)
         try:
-            data = read_input_bytes(record)
+            data = read_input_bytes(record, self.io)
         except OSError as exc:
             return mark(row, schema.ERROR, f"decode: cannot read input: {exc}")
         row["source_sha256"] = hashlib.sha256(data).hexdigest()

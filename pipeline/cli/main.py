@@ -17,7 +17,11 @@ def _add_run(sub) -> None:
     p = sub.add_parser("run", help="generate triplets for one or more tasks", description="Generate editing triplets.")
     p.add_argument("--task", required=True, help="a task or alias, a comma list, or 'all' (see `tasks`)")
     p.add_argument("--profile", help=f"backend profile: {', '.join(config_mod.profiles())} (default: cpu)")
-    p.add_argument("--input", help="a folder of images, a Parquet file, or 'samples' (default)")
+    p.add_argument(
+        "--input",
+        help="a folder or file, local or on a store by URI (s3://bucket/prefix/, gs://...): images, WebDataset .tar shards, "
+        "Parquet with an image column, a manifest of image URIs (.csv, .jsonl, .parquet); or 'samples' (default)",
+    )
     p.add_argument("--annotations", help="COCO instances JSON whose boxes replace grounding")
     p.add_argument("--license", help="licence for inputs that carry none")
     p.add_argument("--out", help="run folder (default: runs/<tasks>-<profile>)")

@@ -18,10 +18,11 @@ CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve()
 AUTO = "auto"
 
 # Keys that change how a run executes but not what it produces: a rerun may change them freely.
-EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "ray.writers", "gpu", "select", "editor")
+EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "ray.writers", "gpu", "select", "editor", "io")
 # `select` is left out because the selection phase keeps its own identity (selection/done.json);
 # `editor` configures `verify`, which reads a run and never changes it; `gpu` and `ray.writers`
-# only size and schedule the work (a row's content never depends on them)
+# only size and schedule the work (a row's content never depends on them); `io` says how to reach
+# the input (endpoint, timeouts), not what it is: `input.path` names that
 
 
 class ConfigError(ValueError):
@@ -86,7 +87,8 @@ def _validated(schema: dict[str, Any], layer: dict[str, Any], where: str, prefix
         if isinstance(default, dict):
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: {dotted!r} must be a mapping")
-            out[key] = _validated(default, value, where, dotted + ".")
+            # an empty mapping in the defaults is open: its keys belong to a library (io.options)
+            out[key] = copy.deepcopy(value) if not default else _validated(default, value, where, dotted + ".")
         else:
             if isinstance(value, dict):
                 raise ConfigError(f"{where}: {dotted!r} is a single value, not a mapping")
@@ -164,6 +166,27 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
     need(size >= 64 and size % 16 == 0, "decode.working_size", "must be a multiple of 16, at least 64")
     need(cfg["decode"]["min_side"] >= 1, "decode.min_side", "must be at least 1")
     need(cfg["decode"]["max_aspect"] >= 1, "decode.max_aspect", "must be at least 1")
+    need(cfg["input"]["format"] in INPUT_FORMATS, "input.format", f"must be one of {', '.join(INPUT_FORMATS)}")
+    need(cfg["io"]["timeout_s"] > 0, "io.timeout_s", "must be positive")
+    need(cfg["io"]["retries"] >= 1, "io.retries", "must be at least 1")
+    _check_io_options(cfg["io"]["options"])
+
+
+INPUT_FORMATS = ("auto", "manifest")
+SECRET_WORDS = ("key", "secret", "token", "password", "credential")
+
+
+def _check_io_options(options: dict[str, Any], prefix: str = "io.options") -> None:
+    """The config is saved in the run folder, so it may not carry credentials."""
+    for key, value in options.items():
+        dotted = f"{prefix}.{key}"
+        if isinstance(value, dict):
+            _check_io_options(value, dotted)
+        elif any(word in str(key).lower() for word in SECRET_WORDS):
+            raise ConfigError(
+                f"{dotted}: credentials are not taken from the config (it is saved with the run); use the store's own "
+                "chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, an instance role, or Google's application default credentials"
+            )
 
 
 def get(cfg: dict[str, Any], dotted: str) -> Any:

@@ -1,28 +1,41 @@
 """Find the inputs of a run and describe each one as a small JSON-able record.
 
-Records hold where to read the image, never its pixels, so planning stays cheap."""
+Records hold where to read the image, never its pixels, so planning stays cheap. `iter_records`
+yields them one at a time in a stable order (files by key, then rows or tar members in file
+order), so a plan of millions of inputs never holds them all; `discover` is the list, for small
+inputs and tools.
+
+What a folder (local or on a store) holds, by file name: images and videos are one input each;
+`.tar` files are WebDataset shards (`pipeline.core.webdataset`), one input per sample; `.parquet`
+files with an image column are one input per row, and those without one are passed over
+(img2dataset writes a metadata `.parquet` beside each tar). A single `.parquet` without an image
+column, a `.csv` or a `.jsonl` is a manifest of image URIs (`input.format: manifest` says so for a
+folder of them)."""
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from pathlib import Path
-from typing import Any, Iterator
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Iterator
 
 from pipeline.core.annotations import AnnotationIndex, load_coco
+from pipeline.core.filesystems import InputError, filesystem, full_uri, is_remote, probe
+from pipeline.core.input_fields import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, suffix
+from pipeline.core.input_tables import (
+    MANIFEST_SUFFIXES,
+    image_column,
+    manifest_records,
+    open_parquet,
+    parquet_image_records,
+)
+from pipeline.core.listing import iter_files
 from pipeline.core.sample_clip import SAMPLE_CLIP_LICENSE, sample_clip
+from pipeline.core.webdataset import tar_records
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".webm"}
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "InputError", "discover", "iter_records", "reach_input", "samples_dir"]
+
 SAMPLES = "samples"
 SAMPLES_ANNOTATIONS = Path(__file__).resolve().parents[1] / "samples" / "annotations.json"
-
-
-class InputError(ValueError):
-    pass
 
 
 def samples_dir() -> Path:
@@ -31,106 +44,128 @@ def samples_dir() -> Path:
     return Path(skimage.data.__file__).resolve().parent
 
 
-def _walk_images(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
-                yield Path(dirpath) / name
+def _kind(name: str) -> str:
+    return "video" if suffix(name) in VIDEO_EXTENSIONS else "file"
 
 
-def _folder_records(root: Path, only: set[str] | None = None) -> list[dict[str, Any]]:
-    records = []
-    for path in _walk_images(root):
-        key = path.relative_to(root).as_posix()
-        if only is not None and key not in only:
-            continue
-        records.append({"key": key, "uri": str(path), "kind": _kind(path), "path": str(path)})
-    return records
+def _file_record(key: str, uri: str) -> dict[str, Any]:
+    record = {"key": key, "uri": uri, "kind": _kind(uri), "path": uri}
+    if record["kind"] == "video" and is_remote(uri):
+        record["problem"] = "videos are read from local files only (OpenCV reads their frames)"
+    return record
 
 
-def _kind(path: Path) -> str:
-    return "video" if path.suffix.lower() in VIDEO_EXTENSIONS else "file"
+def _records_of_file(fs, path: str, key: str, input_cfg: dict[str, Any], in_folder: bool) -> Iterator[dict[str, Any]]:
+    """The inputs one file holds (none for a file a folder passes over)."""
+    ext = suffix(path)
+    uri = full_uri(fs, path)
+    if input_cfg.get("format") == "manifest":
+        if ext in MANIFEST_SUFFIXES:
+            yield from manifest_records(fs, path, key, input_cfg)
+        elif not in_folder:
+            raise InputError(f"a manifest is a .parquet, .csv or .jsonl file: {input_cfg['path']}")
+        return
+    if ext in IMAGE_EXTENSIONS or ext in VIDEO_EXTENSIONS:
+        yield _file_record(key, uri)
+    elif ext == ".tar":
+        yield from tar_records(fs, path, key, input_cfg)
+    elif ext == ".parquet":
+        pfile = open_parquet(fs, path)
+        column = image_column(pfile.schema_arrow, input_cfg.get("image_column"))
+        if column is not None:
+            yield from parquet_image_records(pfile, fs, path, key, column, input_cfg)
+        elif not in_folder:
+            yield from manifest_records(fs, path, key, input_cfg, pfile)
+    elif ext in MANIFEST_SUFFIXES and not in_folder:
+        yield from manifest_records(fs, path, key, input_cfg)
+    elif not in_folder:
+        raise InputError(
+            f"input must be a folder, an image, a video, a WebDataset .tar, a .parquet file, a manifest (.csv, .jsonl), "
+            f"or 'samples': {input_cfg['path']}"
+        )
 
 
-def _find_image_column(schema: pa.Schema, wanted: str | None) -> str:
-    if wanted:
-        if wanted not in schema.names:
-            raise InputError(f"image column {wanted!r} not in the Parquet file (columns: {', '.join(schema.names)})")
-        return wanted
-    for field in schema:
-        if pa.types.is_struct(field.type) and field.type.get_field_index("bytes") >= 0:
-            return field.name
-    for field in schema:
-        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-            return field.name
-    raise InputError("no image column found in the Parquet file: set input.image_column")
-
-
-def _parquet_records(path: Path, image_column: str | None, license_column: str) -> list[dict[str, Any]]:
-    try:
-        pfile = pq.ParquetFile(path)
-    except Exception as exc:
-        raise InputError(f"cannot read Parquet input {path}: {exc}") from None
-    column = _find_image_column(pfile.schema_arrow, image_column)
-    is_struct = pa.types.is_struct(pfile.schema_arrow.field(column).type)
-    light = [c for c in (license_column,) if c in pfile.schema_arrow.names]
-    records = []
-    row = 0
-    for batch in pfile.iter_batches(columns=[column, *light], batch_size=1024):
-        paths = batch.column(column).field("path").to_pylist() if is_struct else [None] * batch.num_rows
-        licenses = batch.column(license_column).to_pylist() if light else [None] * batch.num_rows
-        for inner_path, lic in zip(paths, licenses):
-            records.append(
-                {
-                    "key": f"{path.name}#{row}",
-                    "match": inner_path,
-                    "uri": f"{path}#row={row}" + (f"&path={inner_path}" if inner_path else ""),
-                    "kind": "parquet",
-                    "path": str(path),
-                    "row": row,
-                    "column": column,
-                    "license": lic,
-                }
-            )
-            row += 1
-    return records
-
-
-def discover(input_cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    """All inputs in a stable order, with annotations and licences attached."""
+def _raw_records(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
     spec = input_cfg["path"]
-    annotations_path = input_cfg.get("annotations")
-    if spec == SAMPLES:
-        index = load_coco(annotations_path or SAMPLES_ANNOTATIONS)
-        root = samples_dir()
-        records = _folder_records(root, only=set(index.by_name))
-        for record in records:
-            record["uri"] = f"samples/{record['key']}"
-        clip = sample_clip()
-        records.append({"key": clip.name, "uri": f"samples/{clip.name}", "kind": "video", "path": str(clip), "license": SAMPLE_CLIP_LICENSE})
+    if not is_remote(spec):
+        spec = str(Path(spec).expanduser())
+    fs, root, info = probe(spec, io_cfg)
+    if info["type"] == "directory":
+        for listed in iter_files(fs, root):
+            yield from _records_of_file(fs, listed.path, listed.key, input_cfg, in_folder=True)
     else:
-        path = Path(spec).expanduser()
-        if not path.exists():
-            raise InputError(f"input not found: {spec}")
-        if path.is_dir():
-            records = _folder_records(path)
-        elif path.suffix.lower() == ".parquet":
-            records = _parquet_records(path, input_cfg.get("image_column"), input_cfg["license_column"])
-        elif path.suffix.lower() in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
-            records = [{"key": path.name, "uri": str(path), "kind": _kind(path), "path": str(path)}]
-        else:
-            raise InputError(f"input must be a folder, a .parquet file, an image, a video, or 'samples': {spec}")
-        index = load_coco(annotations_path) if annotations_path else None
-    records.sort(key=lambda r: (r["key"], r.get("row", 0)))
-    _attach_annotations(records, index, input_cfg.get("license"))
+        yield from _records_of_file(fs, root, PurePosixPath(root).name, {**input_cfg, "path": spec}, in_folder=False)
+
+
+def _samples() -> list[dict[str, Any]]:
+    index = load_coco(SAMPLES_ANNOTATIONS)
+    fs, root = filesystem(str(samples_dir()))
+    records = [
+        {"key": listed.key, "uri": f"samples/{listed.key}", "kind": "file", "path": listed.path}
+        for listed in iter_files(fs, root)
+        if listed.key in index.by_name
+    ]
+    clip = sample_clip()
+    records.append({"key": clip.name, "uri": f"samples/{clip.name}", "kind": "video", "path": str(clip), "license": SAMPLE_CLIP_LICENSE})
+    records.sort(key=lambda r: r["key"])
     return records
 
 
-def _attach_annotations(records: list[dict[str, Any]], index: AnnotationIndex | None, default_license: str | None) -> None:
-    basenames = Counter(Path(r.get("match") or r["key"]).name for r in records)
+def iter_records(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Every input, in a stable order, with annotations and licences attached. Raises
+    InputError (before yielding anything) when the input cannot be reached or read."""
+    annotations_path = input_cfg.get("annotations")
+    if input_cfg["path"] == SAMPLES:
+        index = load_coco(annotations_path or SAMPLES_ANNOTATIONS)
+        samples = _samples()
+        records: Iterator[dict[str, Any]] = iter(samples)
+        basenames = _basename_counts(samples, index)
+    else:
+        index = load_coco(annotations_path) if annotations_path else None
+        records = _raw_records(input_cfg, io_cfg)
+        first = next(records, None)  # reach the input now: errors surface before planning starts
+        records = _chain(first, records)
+        # a bare COCO file_name matches a nested input only when no other input has that name:
+        # counted over a first pass, for the names the annotations hold (so memory stays theirs)
+        basenames = _basename_counts(_raw_records(input_cfg, io_cfg), index) if index else None
+    default_license = input_cfg.get("license")
     for record in records:
-        found = index.lookup(record.get("match") or record["key"], basenames) if index else None
+        found = _lookup(index, record, basenames)
         # None means "nothing known", [] means "annotated, with no objects"
         record["objects"] = found.objects if found else None
         record["license"] = record.get("license") or (found.license if found else None) or default_license
+        yield record
+
+
+def _chain(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _match_name(record: dict[str, Any]) -> str:
+    return record.get("match") or record["key"]
+
+
+def _basename_counts(records: Iterable[dict[str, Any]], index: AnnotationIndex) -> Counter:
+    counts: Counter = Counter()
+    for record in records:
+        base = PurePosixPath(_match_name(record)).name
+        if base in index.by_name:
+            counts[base] += 1
+    return counts
+
+
+def _lookup(index: AnnotationIndex | None, record: dict[str, Any], basenames: Counter | None):
+    return index.lookup(_match_name(record), basenames) if index else None
+
+
+def reach_input(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None = None) -> None:
+    """Raise InputError, naming the URI, when the input cannot be reached now."""
+    if input_cfg["path"] != SAMPLES:
+        probe(input_cfg["path"] if is_remote(input_cfg["path"]) else str(Path(input_cfg["path"]).expanduser()), io_cfg)
+
+
+def discover(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """All inputs as a list: for small inputs and tools; a run plans from `iter_records`."""
+    return list(iter_records(input_cfg, io_cfg))

@@ -8,11 +8,12 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pipeline.core import config as config_mod
-from pipeline.core.inputs import discover
+from pipeline.core.inputs import iter_records, reach_input
 from pipeline.core.run_dir import RunDir, atomic_write
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
@@ -44,6 +45,9 @@ def default_out(cfg: dict[str, Any]) -> Path:
 
 AUTO_SHARDS = 64  # what `run.shard_size: auto` aims for: commits spread through the run ...
 AUTO_MAX_SHARD = 16  # ... and no more inputs per shard than this
+# from this many inputs on, auto is AUTO_MAX_SHARD whatever follows: a streamed plan reads this
+# far ahead and no further, and gets the size a full count would give
+AUTO_LOOKAHEAD = AUTO_SHARDS * (AUTO_MAX_SHARD - 1) + 1
 
 
 def shard_size_for(setting: int | str, inputs: int) -> int:
@@ -53,6 +57,15 @@ def shard_size_for(setting: int | str, inputs: int) -> int:
     if setting != config_mod.AUTO:
         return int(setting)
     return min(AUTO_MAX_SHARD, max(1, -(-inputs // AUTO_SHARDS)))
+
+
+def stream_shard_size(setting: int | str, records: Iterator[dict[str, Any]]) -> tuple[int, Iterator[dict[str, Any]]]:
+    """The shard size for a stream of records, and the same stream: auto looks at the first
+    AUTO_LOOKAHEAD records only (a count of the input would mean listing it twice)."""
+    if setting != config_mod.AUTO:
+        return int(setting), records
+    head = list(islice(records, AUTO_LOOKAHEAD))
+    return shard_size_for(setting, len(head)), chain(head, records)
 
 
 def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
@@ -66,12 +79,14 @@ def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
             )
         return plan
     start = time.perf_counter()
-    records = discover(cfg["input"])
+    records = iter_records(cfg["input"], cfg.get("io"))
     if cfg["run"]["limit"]:
-        records = records[: cfg["run"]["limit"]]
+        records = islice(records, cfg["run"]["limit"])
+    # the input is listed as the plan is written, so nothing holds every record
+    shard_size, records = stream_shard_size(cfg["run"]["shard_size"], records)
     meta = {"config_hash": identity, "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
     atomic_write(run.config_file, config_mod.dump(cfg).encode())
-    plan = run.write_plan(records, shard_size_for(cfg["run"]["shard_size"], len(records)), meta)
+    plan = run.write_plan(records, shard_size, meta)
     log(f"planned {plan['inputs']} inputs in {len(plan['shards'])} shards ({time.perf_counter() - start:.1f}s)")
     return plan
 
@@ -114,9 +129,16 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
     stages = build_stage_list(cfg, task_stages)
     ensure_models(cfg, stages, log)
     run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
+    resuming = run.read_plan() is not None
+    plan_start = time.perf_counter()
     plan = _plan(run, cfg, log)
     pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
     stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
+    stats["plan_s"] = round(time.perf_counter() - plan_start, 2)
+    if pending and resuming:
+        # a resumed run lists nothing, but its workers will read the input: an unreachable store
+        # or missing credentials stop it here, not as an error row per input
+        reach_input(cfg["input"], cfg.get("io"))
 
     if pending:
         from pipeline.engine.ray_plan import build_dataset, start_writers

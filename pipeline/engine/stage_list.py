@@ -40,7 +40,7 @@ def build_stage_list(cfg: dict[str, Any], recipes: list[Stage] | None = None) ->
     model stages' actor counts and GPU shares are the pool plan's (`gpu_plan.apply_pool_plan`)
     for gpu.nodes x gpu.gpus_per_node GPUs, not model_stages.*.concurrency and num_gpus."""
     stages = [
-        DecodeStage(DecodeLimits(**cfg["decode"])),
+        DecodeStage(DecodeLimits(**cfg["decode"]), cfg.get("io")),
         SplitByTask(cfg["run"]["tasks"]),
         *(task_stages(cfg) if recipes is None else recipes),
         CommonGatesStage.from_config(cfg),
