@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from array import array
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -19,6 +19,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+PLAN_FILE_INPUTS = 4096  # inputs per plan file, in whole shards: a million inputs make 245 files, not 62,500
 
 
 def shard_name(shard: int) -> str:
@@ -62,6 +65,7 @@ class RunDir:
         return self.root / "manifest.json"
 
     def shard_inputs(self, shard: int) -> Path:
+        """Where a plan from before the files of whole shards kept a shard's inputs."""
         return self.plan_dir / f"{shard_name(shard)}.jsonl"
 
     def commit_record(self, shard: int) -> Path:
@@ -75,42 +79,59 @@ class RunDir:
             return None
         return json.loads(self.plan_file.read_text())
 
+    @property
+    def plan_layout_file(self) -> Path:
+        return self.plan_dir / "layout.json"
+
+    def inputs_file(self, number: int) -> Path:
+        return self.plan_dir / f"inputs-{number:05d}.jsonl"
+
     def write_plan(self, records: Iterable[dict[str, Any]], shard_size: int, meta: dict[str, Any]) -> dict[str, Any]:
-        """Number the records and write them to shard files as each shard fills: `records` may be
-        a stream of millions, and only one shard's worth is held at a time."""
-        for stale in self.plan_dir.glob("shard-*.jsonl"):  # an interrupted plan's, if any
-            stale.unlink()
+        """Number the records and write them as they come, in files of whole shards (about
+        PLAN_FILE_INPUTS inputs a file): `records` may be a stream of millions, and only one
+        file's worth is held at a time."""
         self.plan_dir.mkdir(parents=True, exist_ok=True)
-        counts = array("I")  # inputs per shard: 4 bytes a shard
+        for stale in [*self.plan_dir.glob("inputs-*.jsonl"), *self.plan_dir.glob("shard-*.jsonl")]:  # an interrupted plan's
+            stale.unlink()
+        per_file = max(1, PLAN_FILE_INPUTS // shard_size)
         lines: list[str] = []
-        index = 0
+        index = files = 0
         for rec in records:
             lines.append(json.dumps({**rec, "index": index}, ensure_ascii=False) + "\n")
             index += 1
-            if len(lines) == shard_size:
-                self._write_shard_inputs(len(counts), lines)
-                counts.append(len(lines))
-                lines = []
+            if len(lines) == per_file * shard_size:
+                self._write_inputs(files, lines)
+                files, lines = files + 1, []
         if lines:
-            self._write_shard_inputs(len(counts), lines)
-            counts.append(len(lines))
-        # one flush of everything written instead of one fsync per shard file (a million inputs
-        # make 62,500 of them): the shard files are on disk before plan.json says they count
-        os.sync()
-        shards = [{"shard": shard, "inputs": n} for shard, n in enumerate(counts)]
-        plan = {**meta, "inputs": index, "shard_size": shard_size, "shards": shards}
+            self._write_inputs(files, lines)
+        count = -(-index // shard_size)
+        shards = [{"shard": shard, "inputs": min(shard_size, index - shard * shard_size)} for shard in range(count)]
+        layout = {"shard_size": shard_size, "shards_per_file": per_file}
+        atomic_write(self.plan_layout_file, json.dumps(layout).encode())
+        plan = {**meta, "inputs": index, **layout, "shards": shards}
         # written last: a plan folder without plan.json is an unfinished plan and is redone
         atomic_write(self.plan_file, json.dumps(plan, indent=1).encode())
         return plan
 
-    def _write_shard_inputs(self, shard: int, lines: list[str]) -> None:
-        with open(self.shard_inputs(shard), "w", encoding="utf-8") as handle:
+    def _write_inputs(self, number: int, lines: list[str]) -> None:
+        # on disk before plan.json says the plan is whole; plan.json's own write is the commit
+        with open(self.inputs_file(number), "w", encoding="utf-8") as handle:
             handle.writelines(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def read_shard_inputs(self, shard: int) -> Iterator[dict[str, Any]]:
-        with open(self.shard_inputs(shard), encoding="utf-8") as handle:
-            for line in handle:
-                yield json.loads(line)
+        """A shard's input records: its lines of the plan file that holds it (a plan from before
+        the files of whole shards has one file per shard)."""
+        if not self.plan_layout_file.exists():
+            with open(self.shard_inputs(shard), encoding="utf-8") as handle:
+                yield from (json.loads(line) for line in handle)
+            return
+        layout = json.loads(self.plan_layout_file.read_text())
+        size, per_file = layout["shard_size"], layout["shards_per_file"]
+        skip = (shard % per_file) * size
+        with open(self.inputs_file(shard // per_file), encoding="utf-8") as handle:
+            yield from (json.loads(line) for line in islice(handle, skip, skip + size))
 
     def commit_records(self) -> list[dict[str, Any]]:
         if not self.commits.exists():
