@@ -141,3 +141,17 @@ def test_an_unreachable_store_exits_2_before_ray_also_on_resume(s3_env, monkeypa
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "cannot reach the store for s3://photos/mixed" in err, err
+
+
+def test_io_settings_take_store_options_but_never_credentials():
+    from pipeline.core.filesystems import storage_options
+
+    cfg = config.load_config("cpu", overrides=[config.parse_set("io.endpoint_url=http://127.0.0.1:9"),
+                                               config.parse_set("io.options.s3.requester_pays=true")])
+    opts = storage_options("s3", cfg["io"])
+    assert opts["endpoint_url"] == "http://127.0.0.1:9" and opts["requester_pays"] is True
+    assert opts["config_kwargs"]["retries"] == {"max_attempts": 3}
+    assert config.identity_hash(cfg) == config.identity_hash(config.load_config("cpu"))  # how to reach it, not what it is
+    for key in ("io.options.s3.secret=x", "io.options.s3.key=x", "io.options.gs.token=x"):
+        with pytest.raises(config.ConfigError, match="credentials are not taken from the config"):
+            config.load_config("cpu", overrides=[config.parse_set(key)])
