@@ -103,6 +103,14 @@ def failure_message(uri: str, exc: BaseException) -> str:
     return f"cannot read {where}: {name}: {text}"
 
 
+STORE_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "google")
+
+
+def is_store_error(exc: BaseException) -> bool:
+    """An error from reaching or reading a store (as opposed to a bug)."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in STORE_MODULES
+
+
 def probe(uri: str, io: dict[str, Any] | None = None) -> tuple[fsspec.AbstractFileSystem, str, dict[str, Any]]:
     """Reach the input once before anything starts: the filesystem, the path and its info
     (type file or directory). Any failure is an InputError naming the URI."""

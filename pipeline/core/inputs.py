@@ -19,7 +19,15 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Iterator
 
 from pipeline.core.annotations import AnnotationIndex, load_coco
-from pipeline.core.filesystems import InputError, filesystem, full_uri, is_remote, probe
+from pipeline.core.filesystems import (
+    InputError,
+    failure_message,
+    filesystem,
+    full_uri,
+    is_remote,
+    is_store_error,
+    probe,
+)
 from pipeline.core.input_fields import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, suffix
 from pipeline.core.input_tables import (
     MANIFEST_SUFFIXES,
@@ -90,11 +98,16 @@ def _raw_records(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None) -> It
     if not is_remote(spec):
         spec = str(Path(spec).expanduser())
     fs, root, info = probe(spec, io_cfg)
-    if info["type"] == "directory":
-        for listed in iter_files(fs, root):
-            yield from _records_of_file(fs, listed.path, listed.key, input_cfg, in_folder=True)
-    else:
-        yield from _records_of_file(fs, root, PurePosixPath(root).name, {**input_cfg, "path": spec}, in_folder=False)
+    try:
+        if info["type"] == "directory":
+            for listed in iter_files(fs, root):
+                yield from _records_of_file(fs, listed.path, listed.key, input_cfg, in_folder=True)
+        else:
+            yield from _records_of_file(fs, root, PurePosixPath(root).name, {**input_cfg, "path": spec}, in_folder=False)
+    except Exception as exc:  # the store failed half-way through the listing: the plan is redone on the rerun
+        if isinstance(exc, InputError) or not is_store_error(exc):
+            raise
+        raise InputError(failure_message(spec, exc)) from None
 
 
 def _samples() -> list[dict[str, Any]]:
@@ -113,7 +126,7 @@ def _samples() -> list[dict[str, Any]]:
 
 def iter_records(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     """Every input, in a stable order, with annotations and licences attached. Raises
-    InputError (before yielding anything) when the input cannot be reached or read."""
+    InputError (before the first record) when the input cannot be reached or read."""
     annotations_path = input_cfg.get("annotations")
     if input_cfg["path"] == SAMPLES:
         index = load_coco(annotations_path or SAMPLES_ANNOTATIONS)
@@ -123,8 +136,6 @@ def iter_records(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None = None
     else:
         index = load_coco(annotations_path) if annotations_path else None
         records = _raw_records(input_cfg, io_cfg)
-        first = next(records, None)  # reach the input now: errors surface before planning starts
-        records = _chain(first, records)
         # a bare COCO file_name matches a nested input only when no other input has that name:
         # counted over a first pass, for the names the annotations hold (so memory stays theirs)
         basenames = _basename_counts(_raw_records(input_cfg, io_cfg), index) if index else None
@@ -135,12 +146,6 @@ def iter_records(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None = None
         record["objects"] = found.objects if found else None
         record["license"] = record.get("license") or (found.license if found else None) or default_license
         yield record
-
-
-def _chain(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    if first is not None:
-        yield first
-        yield from rest
 
 
 def _match_name(record: dict[str, Any]) -> str:

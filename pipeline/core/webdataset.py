@@ -35,7 +35,7 @@ def tar_records(fs: fsspec.AbstractFileSystem, path: str, tar_key: str, input_cf
     with fs.open(path, "rb", block_size=BLOCK) as handle:
         try:
             tar = tarfile.open(fileobj=handle, mode="r:", ignore_zeros=True)
-        except (tarfile.TarError, OSError, EOFError) as exc:
+        except (tarfile.TarError, EOFError) as exc:  # a store's OSError fails the plan instead: a rerun retries it
             yield _problem(uri, tar_key, 0, f"webdataset: {tar_key} is not a readable tar: {exc}")
             return
         group: list[tarfile.TarInfo] = []
@@ -43,7 +43,7 @@ def tar_records(fs: fsspec.AbstractFileSystem, path: str, tar_key: str, input_cf
         while True:
             try:
                 info = tar.next()
-            except (tarfile.TarError, OSError, EOFError) as exc:
+            except (tarfile.TarError, EOFError) as exc:
                 yield from _sample(tar, uri, tar_key, group, input_cfg)
                 yield _problem(uri, tar_key, expected, f"webdataset: {tar_key} unreadable from byte {expected}: {exc}")
                 return
@@ -102,7 +102,7 @@ def _sample(tar: tarfile.TarFile, uri: str, tar_key: str, group: list[tarfile.Ta
             if not isinstance(meta, dict):
                 raise ValueError("not a JSON object")
             values.update({k: v for k, v in meta.items() if v is not None})
-    except (ValueError, tarfile.TarError, OSError) as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except (ValueError, tarfile.TarError) as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         problem = f"webdataset: {by_ext.get('json', group[0]).name} in {tar_key} is not valid metadata: {exc}"
     if image is None and problem is None:
         problem = f"webdataset: key {sample_key} in {tar_key} has no image (members: {', '.join(i.name for i in group)})"

@@ -79,6 +79,7 @@ def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
             )
         return plan
     start = time.perf_counter()
+    reach_input(cfg["input"], cfg.get("io"))  # an unreachable input leaves no run folder behind
     records = iter_records(cfg["input"], cfg.get("io"))
     if cfg["run"]["limit"]:
         records = islice(records, cfg["run"]["limit"])
