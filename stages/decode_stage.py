@@ -19,9 +19,8 @@ SOURCE_FIELDS = ("caption", "url", "license")
 
 def _record_input(row: Row, record: dict) -> None:
     """What the input says about the image (caption, original URL, licence) goes into provenance."""
-    known = {name: record[name] for name in SOURCE_FIELDS if record.get(name)}
     prov = schema.loads(row.get("provenance"))
-    prov["input"] = {"uri": record["uri"], "key": record["key"], **known}
+    prov["input"] = {name: record[name] for name in ("uri", "key", *SOURCE_FIELDS) if record.get(name)}
     row["provenance"] = schema.dumps(prov)
 
 
