@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from stages.diffusion_common import load_pipeline, resize_rgb, row_generator, to_uint8
+from stages.models.torch_device import device_and_dtype, dtype_for
 
 if TYPE_CHECKING:
     from diffusers import FluxKontextPipeline
@@ -26,15 +27,14 @@ SIZE_MULTIPLE = 16
 
 
 def load_kontext(ref: str, revision: str | None = None, device: str | None = None) -> "FluxKontextPipeline":
-    """The pipeline through diffusers' own `from_pretrained` (safetensors only): bfloat16 on CUDA,
-    float32 on the CPU, progress bars off."""
+    """The pipeline through diffusers' own `from_pretrained` (safetensors only) at the precision
+    every model stage uses (stages/models/torch_device.py: bfloat16 on CUDA, float32 on the CPU
+    unless PIPELINE_TORCH_DTYPE says otherwise), progress bars off."""
     import torch
     from diffusers import FluxKontextPipeline
 
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    device = torch.device(device) if device is not None else device_and_dtype()[0]
+    dtype = dtype_for(device)
     return load_pipeline(FluxKontextPipeline, ref, revision, device, dtype)
 
 
