@@ -74,16 +74,30 @@ def canny_stage(folder):
     return _stage(folder, "canny")
 
 
-def test_render_depth_is_near_white_far_black_grey():
+def test_render_depth_is_near_black_far_white_grey_as_the_sd35_depth_controlnet_reads_it():
+    """The SD3.5-Large depth ControlNet was trained on DepthFM's output, min-max normalised depth
+    with far high (its reference control image: near rocks about 9/255, sky about 190). An SD 1.5
+    style inverse-depth map (near white) hands it the scene inside out."""
     depth = np.array([[1.0, 2.0, 4.0], [8.0, np.nan, 0.0]], np.float32)
     rendered = render_depth(depth)
     assert rendered.shape == (2, 3, 3) and rendered.dtype == np.uint8
     assert (rendered[..., 0] == rendered[..., 2]).all()
     grey = rendered[..., 0]
-    assert grey[0, 0] == 255 and grey[1, 0] == 0
-    assert grey[0, 0] > grey[0, 1] > grey[0, 2] > grey[1, 0]
-    assert grey[1, 1] == 0 and grey[1, 2] == 0  # invalid depth renders as far
+    assert grey[0, 0] == 0 and grey[1, 0] == 255  # nearest black, farthest white
+    assert grey[0, 0] < grey[0, 1] < grey[0, 2] < grey[1, 0]
+    # linear in depth between the extremes, as DepthFM's per-sample min-max normalisation
+    assert grey[0, 1] == round(255 * 1 / 7) and grey[0, 2] == round(255 * 3 / 7)
+    assert grey[1, 1] == 255 and grey[1, 2] == 255  # invalid depth renders as far
     assert not render_depth(np.full((4, 4), 3.0)).any()
+
+
+def test_the_registry_records_the_depth_control_convention():
+    import yaml
+
+    from pipeline.core.config import CONFIG_DIR
+
+    entry = yaml.safe_load((CONFIG_DIR / "models.yaml").read_text())["controlnet_depth"]
+    assert entry["control_image"].startswith("depth (not inverse), near black and far white")
 
 
 def test_canny_edges_follow_the_block_outline():
@@ -121,7 +135,7 @@ def test_depth_control_image_is_the_rows_depth_rendering(depth_stage, monkeypatc
     run_stage(depth_stage, through_arrow([row]))
     control = np.asarray(calls[0]["control_image"][0])
     assert np.array_equal(control, render_depth(read_depth(row)))
-    assert control[0, 0, 0] == 255 and control[0, -1, 0] == 0  # the near left edge is white
+    assert control[0, 0, 0] == 0 and control[0, -1, 0] == 255  # the near left edge is black
 
 
 def test_the_control_image_steers_the_result(depth_stage):

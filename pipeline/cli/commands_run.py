@@ -35,11 +35,14 @@ def _run_config(args) -> dict:
         flags["ray"]["address"] = args.address
     if args.no_progress:
         flags["run"]["progress"] = False
+    if args.allow_unlocked:
+        flags["models"] = {"allow_unlocked": True}
     flags.update(judge_flags(args))
     return config_mod.load_config(args.profile, args.config, [flags, *overrides])
 
 
 def cmd_run(args) -> int:
+    from pipeline.core.model_lock import ModelLockError
     from pipeline.engine.runner import RunConflict, RunFailed, print_summary
     from pipeline.postrun.finish import run_pipeline
     from tasks import NotImplementedTask
@@ -47,7 +50,7 @@ def cmd_run(args) -> int:
     try:
         cfg = _run_config(args)
         result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr))
-    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict) as exc:
+    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except RunFailed as exc:

@@ -18,10 +18,14 @@ CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve()
 AUTO = "auto"
 
 # Keys that change how a run executes but not what it produces: a rerun may change them freely.
-EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "ray.writers", "gpu", "select", "editor")
+EXECUTION_KEYS = (
+    "run.out", "run.progress", "ray.address", "ray.num_cpus", "ray.writers", "gpu", "select", "editor",
+    "models.lock", "models.allow_unlocked",
+)
 # `select` is left out because the selection phase keeps its own identity (selection/done.json);
 # `editor` configures `verify`, which reads a run and never changes it; `gpu` and `ray.writers`
-# only size and schedule the work (a row's content never depends on them)
+# only size and schedule the work (a row's content never depends on them); the model lock is only
+# checked, the files it locks are what count
 
 
 class ConfigError(ValueError):

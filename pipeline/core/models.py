@@ -67,15 +67,20 @@ def tiny_path(root: Path, entry: ModelEntry) -> Path:
 
 
 def resolve(cfg: dict[str, Any], family: str) -> tuple[str, str | None]:
-    """The ref and revision a stage should load: an explicit override, the tiny twin, or the
-    registry's checkpoint."""
+    """The ref and revision a stage should load: an explicit override, the tiny twin, the
+    family's folder under `models.dir`, or the registry's checkpoint at its pinned revision,
+    else at the commit the model lock holds (so the hub cache serves exactly the locked files)."""
+    from pipeline.core.model_lock import locked_revision
+
     entry = registry()[family]
     override = cfg["models"]["ref"].get(family)
     if override:
         return str(override), None
     if cfg["models"]["source"] == "tiny":
         return str(tiny_path(tiny_dir(cfg), entry)), None
-    return entry.ref, entry.revision
+    if cfg["models"]["dir"]:
+        return str(Path(cfg["models"]["dir"]) / family), None
+    return entry.ref, entry.revision or locked_revision(cfg, family)
 
 
 def present_locally(entry: ModelEntry) -> str:

@@ -1,5 +1,11 @@
 """SD3.5 with a depth or canny ControlNet: the whole picture is regenerated under the prompt while
-the control image holds its structure; with a mask, only the masked part is kept."""
+the control image holds its structure; with a mask, only the masked part is kept.
+
+Loading follows the checkpoints' cards (stabilityai/stable-diffusion-3.5-large-controlnet-depth
+and -canny, "Usage with Diffusers"): `SD3ControlNetModel.from_pretrained(controlnet)` joined to
+`StableDiffusion3ControlNetPipeline.from_pretrained(base, controlnet=...)`; the pipeline lends the
+ControlNet the transformer's patch embedding (use_pos_embed is false for these 2.15B ControlNets).
+The depth control image's convention is under `render_depth`."""
 
 from __future__ import annotations
 
@@ -30,18 +36,24 @@ CONTROLS = ("depth", "canny")
 
 
 def render_depth(depth_m: np.ndarray) -> np.ndarray:
-    """Depth as the grey 3-channel picture depth ControlNets are trained on: inverse depth stretched
-    to 0..255, near white and far black. A flat map renders black."""
+    """Depth as the grey 3-channel picture the SD3.5-Large depth ControlNet was trained on: depth
+    itself (not inverse depth), stretched per image to 0..255, near black and far white; pixels
+    without a valid depth render as far. A flat map renders black.
+
+    Why this convention (recorded as `control_image` in configs/models.yaml): the card names
+    DepthFM as the preprocessor, and DepthFM's `predict_depth` (CompVis/depth-fm, depthfm/dfm.py,
+    `forward`) returns per-sample min-max normalised depth in [0, 1], far high; the reference
+    control image shipped for this checkpoint (Stability-AI/sd3.5, inputs/depth.png, used by its
+    README's depth example) has the foreground rocks near 9/255, the figure near 75 and the sky
+    near 190. Depth ControlNets of SD 1.5 read the opposite (MiDaS inverse depth, near white)."""
     depth = np.asarray(depth_m, np.float64)
     valid = np.isfinite(depth) & (depth > 0)
     if not valid.any():
         return np.zeros(depth.shape + (3,), np.uint8)
-    inverse = np.zeros_like(depth)
-    inverse[valid] = 1.0 / depth[valid]
-    low, high = inverse[valid].min(), inverse[valid].max()
+    low, high = depth[valid].min(), depth[valid].max()
     if high - low <= 1e-12:
         return np.zeros(depth.shape + (3,), np.uint8)
-    grey = np.where(valid, (inverse - low) / (high - low), 0.0)
+    grey = np.where(valid, (depth - low) / (high - low), 1.0)
     grey = np.round(grey * 255.0).astype(np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
 
