@@ -62,20 +62,14 @@ def _provenance(settings: dict[str, Any]) -> dict[str, Any]:
 # -- from the config ------------------------------------------------------------------------------
 
 
-def make_judge(cfg: dict[str, Any]) -> Judge | None:
-    """The judge the resolved config asks for (`judge:` block), or None for backend `none`.
-    A Qwen judge with no `judge.model` loads what the profile gives the qwen2_5_vl family (the
-    registry's checkpoint, or the tiny twin on the tiny profile)."""
-    conf = cfg["judge"]
-    backend = conf["backend"]
-    if backend not in BACKENDS:
-        raise ValueError(f"judge.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "none":
-        return None
+def make_backend(conf: dict[str, Any], cfg: dict[str, Any], section: str = "judge") -> OpenAIJudgeBackend | QwenJudgeBackend:
+    """The MLLM backend a `judge:`-shaped config block asks for (backend qwen or openai); the
+    captioner's block has the same keys. A Qwen backend with no `model` loads what the profile
+    gives the qwen2_5_vl family (the registry's checkpoint, or the tiny twin on the tiny profile)."""
     decoding = {"max_new_tokens": int(conf["max_new_tokens"]), "temperature": float(conf["temperature"])}
-    if backend == "openai":
+    if conf["backend"] == "openai":
         if not conf.get("url") or not conf.get("model"):
-            raise ValueError("judge.backend openai needs judge.url (e.g. http://host:8000/v1) and judge.model")
+            raise ValueError(f"{section}.backend openai needs {section}.url (e.g. http://host:8000/v1) and {section}.model")
         client = OpenAIChatClient(
             base_url=str(conf["url"]),
             model=str(conf["model"]),
@@ -85,13 +79,23 @@ def make_judge(cfg: dict[str, Any]) -> Judge | None:
             backoff_s=float(conf["backoff_s"]),
             max_workers=int(conf["concurrency"]),
         )
-        return Judge(OpenAIJudgeBackend(client, conf.get("revision"), **decoding))
+        return OpenAIJudgeBackend(client, conf.get("revision"), **decoding)
     model, revision = conf.get("model"), conf.get("revision")
     if not model:
         from pipeline.core import models
 
         model, revision = models.resolve(cfg, QWEN_FAMILY)
-    return Judge(QwenJudgeBackend(str(model), revision, **decoding))
+    return QwenJudgeBackend(str(model), revision, **decoding)
+
+
+def make_judge(cfg: dict[str, Any]) -> Judge | None:
+    """The judge the resolved config asks for (`judge:` block), or None for backend `none`."""
+    backend = cfg["judge"]["backend"]
+    if backend not in BACKENDS:
+        raise ValueError(f"judge.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "none":
+        return None
+    return Judge(make_backend(cfg["judge"], cfg))
 
 
 def make_judge_stage(cfg: dict[str, Any]) -> JudgeStage:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, judge_flags
+from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, captioner_flags, judge_flags
 from pipeline.core import config as config_mod
 from pipeline.core.annotations import AnnotationError
 from pipeline.core.inputs import InputError
@@ -36,6 +36,7 @@ def _run_config(args) -> dict:
     if args.no_progress:
         flags["run"]["progress"] = False
     flags.update(judge_flags(args))
+    flags.update(captioner_flags(args))
     return config_mod.load_config(args.profile, args.config, [flags, *overrides])
 
 
