@@ -54,6 +54,7 @@ PROMPT_HASH = hashlib.sha256((PROMPT + MASK_NOTE + STRICT_SUFFIX).encode()).hexd
 
 
 def _required(terms: list[Term]) -> str:
+    terms = [t for t in terms if t.required]
     if not terms:
         return ""
     named = "; ".join(f'"{t.en}" / "{t.zh}"' for t in terms)
@@ -61,7 +62,7 @@ def _required(terms: list[Term]) -> str:
 
 
 def caption_prompt(task: str, edit: dict, terms: list[Term], with_mask: bool) -> str:
-    metadata = {"task": task, "terms": hint_terms(task, edit), "required": [t.slot for t in terms]}
+    metadata = {"task": task, "terms": hint_terms(task, edit), "required": [t.slot for t in terms if t.required]}
     return PROMPT.format(
         mask_note=MASK_NOTE if with_mask else "",
         kind=EDIT_KINDS.get(task, "the picture was edited"),

@@ -50,7 +50,7 @@ def _field_problem(key: str, text: str, terms: list[Term]) -> str | None:
         if cjk < 2 or len(_LATIN.findall(rest)) > cjk:
             return f"{key} is not Chinese"
     if key.startswith(("imperative", "descriptive")):
-        for term in terms:
+        for term in (t for t in terms if t.required):
             found = term.in_english(text) if lang == "en" else term.in_chinese(text)
             if not found:
                 return f"{key} does not name the {term.slot} \"{term.en if lang == 'en' else term.zh}\""

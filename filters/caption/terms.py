@@ -14,11 +14,13 @@ KEY_SLOTS: dict[str, tuple[str, ...]] = {
     "subject_replace": ("old", "new"),
     "color_alteration": ("object", "color"),
     "material_modification": ("object", "material"),
-    "text_modification": ("new",),
+    "text_modification": ("new", "old"),
     "motion_change": ("object",),  # only when an annotation named the subject (else a generic noun)
 }
-# slots whose words are literal text to render: matched exactly, case included, in both languages
-VERBATIM = {("text_modification", "new")}
+# slots whose words are literal text in the picture: matched exactly, case included, in both
+# languages, and left out of the language check; the old words may appear but need not
+VERBATIM = {("text_modification", "new"), ("text_modification", "old")}
+OPTIONAL_SLOTS = {("text_modification", "old")}
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
 
 
@@ -28,6 +30,7 @@ class Term:
     en: str
     zh: str
     verbatim: bool = False
+    required: bool = True  # False: only exempt from the language check (the old words of a text edit)
 
     def in_english(self, text: str) -> bool:
         if self.verbatim:
@@ -44,7 +47,8 @@ class Term:
 
 
 def key_terms(task: str, edit: dict) -> list[Term]:
-    """The terms every instruction of this row must name."""
+    """The terms every instruction of this row must name (and, not required, literal words it may
+    quote)."""
     if task == "motion_change" and edit.get("object_source") != "annotation":
         return []
     slots_en, slots_zh = edit.get("slots_en") or {}, edit.get("slots_zh") or {}
@@ -53,7 +57,8 @@ def key_terms(task: str, edit: dict) -> list[Term]:
         en, zh = slots_en.get(slot), slots_zh.get(slot)
         if not en or not zh:
             continue
-        out.append(Term(slot, _ARTICLE.sub("", str(en)).strip(), str(zh).strip(), (task, slot) in VERBATIM))
+        key = (task, slot)
+        out.append(Term(slot, _ARTICLE.sub("", str(en)).strip(), str(zh).strip(), key in VERBATIM, key not in OPTIONAL_SLOTS))
     return out
 
 
