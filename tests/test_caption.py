@@ -219,6 +219,8 @@ def test_captioner_from_the_config():
     assert not served_.uses_model and served_.loads == () and served_.resources.num_gpus == 0
     with pytest.raises(ConfigError, match="captioner.url"):
         caption_stage(load_config("tiny", overrides=[{"captioner": {"backend": "openai"}}]))
+    assert tiny.statuses == (schema.OK, schema.REJECTED)  # tiny's noise fails every gate
+    assert make_caption_stage(load_config("gpu")).statuses == (schema.OK,)
     with pytest.raises(ConfigError, match="primary_register"):
         caption_stage(load_config("cpu", overrides=[{"captioner": {"primary_register": "poetic"}}]))
 

@@ -2,7 +2,9 @@
 for (backend template, qwen or openai).
 
 Which rows: `ok` rows are captioned; `rejected` rows keep their templates (the gates already
-said no, so no model time goes to them); error and skipped rows have no instruction at all.
+said no, so no model time goes to them) unless `captioner.rows` is `candidates` (the tiny
+profile, whose noise fails every gate, so that its captioner runs at all; or rejected rows wanted
+as worded negatives); error and skipped rows have no instruction at all.
 Retry rule (as the judge's): a readable reply that fails validation earns one stricter prompt;
 a failed request (a timeout or a busy server after the client's own retries, a refusal, an empty
 reply) is final. Either way a row that ends without a usable reply keeps its template
@@ -34,6 +36,7 @@ STAGE_NAME = "caption"
 BACKENDS = ("template", "qwen", "openai")
 REGISTERS = ("imperative", "descriptive")
 PRIMARY = ("mixed", *REGISTERS)
+ROWS = ("ok", "candidates")  # which rows are captioned: ok ones, or rejected ones too
 MLLM, TEMPLATE = "mllm", "template"
 TEMPLATE_PROFILE = "captioner backend template (the cpu profile's default): the recipe's template instruction"
 REJECTED_BY_GATES = "rejected by gates: not captioned"
@@ -56,11 +59,15 @@ class CaptionStage(Stage):
         tasks: tuple[str, ...] | None = None,
         loads: tuple[str, ...] = (),
         api_key_env: str = "OPENAI_API_KEY",
+        rows: str = "ok",
     ):
+        if rows not in ROWS:
+            raise ValueError(f"captioner.rows must be one of {', '.join(ROWS)}, not {rows!r}")
         if primary_register not in PRIMARY:
             raise ValueError(f"captioner.primary_register must be one of {', '.join(PRIMARY)}, not {primary_register!r}")
         self.backend, self.primary_register = backend, primary_register
         self.tasks, self.loads, self.api_key_env = tasks, tuple(loads), api_key_env
+        self.statuses = (schema.OK,) if rows == "ok" else schema.CANDIDATE_STATUSES
         self.uses_model = bool(backend is not None and backend.uses_model)
         self.resources = resources or Resources(num_cpus=0.25, batch_size=8)
 
@@ -73,7 +80,7 @@ class CaptionStage(Stage):
         for row in rows:
             if self.backend is None:
                 keep_template(row, TEMPLATE_PROFILE)
-            elif row.get("status") != schema.OK:
+            elif row.get("status") not in self.statuses:
                 keep_template(row, REJECTED_BY_GATES)
             else:
                 todo.append(row)
@@ -209,4 +216,6 @@ def make_caption_stage(cfg: dict[str, Any]) -> CaptionStage:
         concurrency=1,
     )
     loads = (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()
-    return CaptionStage(backend, str(conf["primary_register"]), resources, loads=loads, api_key_env=str(conf["api_key_env"]))
+    return CaptionStage(
+        backend, str(conf["primary_register"]), resources, loads=loads, api_key_env=str(conf["api_key_env"]), rows=str(conf["rows"])
+    )
