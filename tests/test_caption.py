@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from filters.caption.reply import read_caption
-from filters.caption.stage import REJECTED_BY_GATES, TEMPLATE_PROFILE, CaptionStage, make_caption_stage
+from filters.caption.stage import (
+    REJECTED_BY_GATES,
+    TEMPLATE_PROFILE,
+    CaptionStage,
+    make_caption_stage,
+)
 from filters.caption.terms import key_terms
 from filters.judge.backends import OpenAIJudgeBackend, QwenJudgeBackend
 from pipeline.core import schema

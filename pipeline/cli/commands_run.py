@@ -55,6 +55,12 @@ def cmd_run(args) -> int:
         print(f"run failed: {exc}", file=sys.stderr)
         return RUN_FAILED
     print_summary(result)
+    diversity = result.manifest.get("instruction_diversity")
+    if diversity and diversity["tasks"]:
+        from pipeline.postrun.diversity import diversity_table
+
+        print(f"instruction diversity (over {' and '.join(diversity['over'])} rows; mllm and template: shares of rows):")
+        print(diversity_table(diversity["tasks"]))
     return 0
 
 
