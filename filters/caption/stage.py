@@ -24,7 +24,7 @@ from filters.caption.prompt import PROMPT_HASH, caption_prompt, strict_prompt
 from filters.caption.reply import read_caption
 from filters.caption.terms import Term, key_terms
 from filters.judge.backends import JudgeBackend, JudgeCall, snippet
-from filters.judge.stage import QWEN_FAMILY, make_backend
+from filters.judge.stage import make_backend, sizing
 from pipeline.core import schema
 from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.rows import provenance, record_fallback, record_stage
@@ -208,14 +208,7 @@ def make_caption_stage(cfg: dict[str, Any]) -> CaptionStage:
     if conf["backend"] not in BACKENDS:
         raise ValueError(f"captioner.backend must be one of {', '.join(BACKENDS)}, not {conf['backend']!r}")
     backend = None if conf["backend"] == "template" else make_backend(conf, cfg, "captioner")
-    in_process = backend is not None and backend.uses_model
-    resources = Resources(
-        num_cpus=float(conf["num_cpus"]),
-        num_gpus=float(conf["num_gpus"]) if in_process else 0.0,
-        batch_size=int(conf["batch_size"]),
-        concurrency=1,
-    )
-    loads = (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()
+    resources, loads = sizing(conf, backend is not None and backend.uses_model)
     return CaptionStage(
         backend, str(conf["primary_register"]), resources, loads=loads, api_key_env=str(conf["api_key_env"]), rows=str(conf["rows"])
     )

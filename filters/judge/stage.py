@@ -102,14 +102,19 @@ def make_judge_stage(cfg: dict[str, Any]) -> JudgeStage:
     """The stage for the resolved config, sized by `judge.num_cpus/num_gpus/batch_size` (GPUs only
     for an in-process model). A Qwen judge with no `judge.model` loads the registry's qwen2_5_vl
     and says so in `loads`, so the tiny profile builds its twin first."""
-    conf = cfg["judge"]
     judge = make_judge(cfg)
-    in_process = judge is not None and judge.backend.uses_model
+    resources, loads = sizing(cfg["judge"], judge is not None and judge.backend.uses_model)
+    return JudgeStage(judge, resources, loads=loads)
+
+
+def sizing(conf: dict[str, Any], in_process: bool) -> tuple[Resources, tuple[str, ...]]:
+    """The resources and registry loads of a stage over a `judge:`-shaped block: one actor of
+    `num_cpus` (and `num_gpus` only for an in-process model); a Qwen backend with no `model` loads
+    the registry's qwen2_5_vl."""
     resources = Resources(
         num_cpus=float(conf["num_cpus"]),
         num_gpus=float(conf["num_gpus"]) if in_process else 0.0,
         batch_size=int(conf["batch_size"]),
         concurrency=1,
     )
-    loads = (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()
-    return JudgeStage(judge, resources, loads=loads)
+    return resources, (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()
