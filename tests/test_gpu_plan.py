@@ -11,7 +11,6 @@ from pipeline.core.task_names import TASK_IDS
 from pipeline.engine.gpu_plan import auto_share, plan_pools, size_pools, stages_for
 from pipeline.engine.stage_list import build_stage_list, describe
 
-
 # the generators' pools as measured; the in-process captioner, an estimate that dwarfs them, has
 # its own test (test_the_in_process_captioner_is_planned_as_a_pool)
 SERVED_CAPTIONER = "captioner.backend=template"
