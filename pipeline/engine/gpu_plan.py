@@ -7,7 +7,9 @@ holds, from three tables and nothing loaded. `python -m pipeline plan` prints it
   choosing and describing, SigLIP tags at two points of the list), and each pool holds its GPUs.
 - The registry (configs/models.yaml): an actor's memory is its weights plus each loaded family's
   activations times the batch, with `gpu.activation_margin` on top. SD3.5's base is counted in
-  every ControlNet actor: the depth and canny pools each load it.
+  every ControlNet actor: once in a shared actor holding both ControlNets
+  (`model_stages.sd3_controlnet.share_base`, where that fits one GPU), else in each of the depth
+  and canny pools. A shared pool's rows cost what their own ControlNet's do (`cost_keys`).
 - The cost table and the traffic (plan_tables.py): GPU-seconds per row of each stage, and rows
   per input of each task that reach each pool.
 
@@ -198,7 +200,7 @@ def _sd3_note(plan: PoolPlan, entries: dict[str, models.ModelEntry], cfg: dict[s
 def apply_pool_plan(stages: list[Stage], cfg: dict[str, Any]) -> PoolPlan:
     """gpu.auto_pools: give each pool of `stages` (the run's list, freshly built) the actors and GPU
     share of the plan for `gpu.nodes` x `gpu.gpus_per_node` GPUs. The config's model_stages blocks
-    are left as they are (two pools can share one block: the depth and canny ControlNets); the
+    are left as they are (two pools can share one block: separate depth and canny ControlNets); the
     stages carry the numbers. A plan that does not fit is a configuration error."""
     plan = plan_pools(stages, cfg)
     if plan.problems:
