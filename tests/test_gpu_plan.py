@@ -11,8 +11,13 @@ from pipeline.core.task_names import TASK_IDS
 from pipeline.engine.gpu_plan import auto_share, plan_pools, size_pools, stages_for
 from pipeline.engine.stage_list import build_stage_list, describe
 
+# the generators' pools as measured; the in-process captioner, an estimate that dwarfs them, has
+# its own test (test_the_in_process_captioner_is_planned_as_a_pool)
+SERVED_CAPTIONER = "captioner.backend=template"
+
 
 def _cfg(tasks, *sets, profile="gpu"):
+    sets = (SERVED_CAPTIONER, *sets)
     return config.load_config(profile, overrides=[{"run": {"tasks": list(tasks)}}, *(config.parse_set(s) for s in sets)])
 
 
@@ -133,7 +138,7 @@ def test_a_cluster_is_planned_as_a_whole():
 
 
 def test_printed_plan_has_throughput_bottleneck_and_idle_share(capsys):
-    assert main(["plan", "--profile", "gpu", "--task", "all"]) == 0
+    assert main(["plan", "--profile", "gpu", "--task", "all", "--set", SERVED_CAPTIONER]) == 0
     out = capsys.readouterr().out
     assert "8 GPU(s) of 80 GB" in out and "gpu.auto_pools" in out
     assert "expected candidates per hour:" in out
@@ -160,7 +165,7 @@ def test_configured_pools_without_auto_pools(capsys):
     assert all(p.actors == 1 for p in plan.pools)
     # every pool of the list, Florence-2 OCR and the second SigLIP pool too; one SD3.5 pool (5.7 with a pool per ControlNet)
     assert plan.held == pytest.approx(4.7)
-    assert main(["plan", "--task", "all", "--gpus-per-node", "2", "--set", "gpu.auto_pools=false"]) == 2
+    assert main(["plan", "--task", "all", "--gpus-per-node", "2", "--set", "gpu.auto_pools=false", "--set", SERVED_CAPTIONER]) == 2
     assert "the actor pools need 4.7 GPUs together, the cluster has 2" in capsys.readouterr().err
 
 
@@ -184,6 +189,16 @@ def test_run_stage_list_on_the_gpu_profile_carries_the_plan(all_tasks_plan):
     # gpu.auto_pools off: the model_stages blocks as written
     fixed = describe(build_stage_list(_cfg(TASK_IDS, "gpu.auto_pools=false")))
     assert next(r for r in fixed if r["stage"] == "flux_fill")["concurrency"] == 1
+
+
+def test_the_in_process_captioner_is_planned_as_a_pool():
+    # the gpu profile's default: Qwen2.5-VL in process, one row per generate call (estimated cost)
+    every = {"run": {"tasks": list(TASK_IDS)}}
+    plan = plan_pools(build_stage_list(config.load_config("gpu", overrides=[every, {"gpu": {"auto_pools": False}}])), config.load_config("gpu", overrides=[every]))
+    caption = next(p for p in plan.pools if p.label == "caption")
+    assert caption.loads == ("qwen2_5_vl",) and caption.cost is not None and caption.cost.measured_on is None
+    # the most GPUs; the one the shared SD3.5 pool frees lifts it past Flux-Fill (its bottleneck with a pool per ControlNet)
+    assert plan.problems == [] and caption.gpus == max(p.gpus for p in plan.pools) and plan.bottleneck.label == "flux_fill"
 
 
 def test_run_refuses_a_plan_that_does_not_fit():

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, judge_flags
+from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, captioner_flags, judge_flags
 from pipeline.core import config as config_mod
 from pipeline.core.annotations import AnnotationError
 from pipeline.core.inputs import InputError
@@ -38,6 +38,7 @@ def _run_config(args) -> dict:
     if args.allow_unlocked:
         flags["models"] = {"allow_unlocked": True}
     flags.update(judge_flags(args))
+    flags.update(captioner_flags(args))
     return config_mod.load_config(args.profile, args.config, [flags, *overrides])
 
 
@@ -57,6 +58,12 @@ def cmd_run(args) -> int:
         print(f"run failed: {exc}", file=sys.stderr)
         return RUN_FAILED
     print_summary(result)
+    diversity = result.manifest.get("instruction_diversity")
+    if diversity and diversity["tasks"]:
+        from pipeline.postrun.diversity import diversity_table
+
+        print(f"instruction diversity (over {' and '.join(diversity['over'])} rows; mllm and template: shares of rows):")
+        print(diversity_table(diversity["tasks"]))
     return 0
 
 
