@@ -127,8 +127,8 @@ def cmd_plan(args) -> int:
         return USAGE_ERROR
     how = "sized from the cost table and the traffic (gpu.auto_pools)" if plan.auto else "as configured (model_stages.*; gpu.auto_pools is false)"
     print(f"profile {cfg['profile']}: {plan.nodes} node(s) x {plan.gpus_per_node} GPU(s) of {plan.gpu_mem_gb:g} GB; pools {how}")
-    measured = sorted({p.cost.measured_on for p in plan.pools if p.cost and p.cost.measured_on})
-    estimated = [p.key for p in plan.pools if p.cost and not p.cost.measured_on]
+    measured = sorted({c.measured_on for p in plan.pools for c in p.costs.values() if c.measured_on})
+    estimated = [k for p in plan.pools for k, c in p.costs.items() if not c.measured_on]
     print(
         f"costs: {shown(table_path(cfg, 'cost_table'))} (whole-GPU seconds per row at {plan.cost_working_size or '?'} px, measured on {', '.join(measured) or 'nothing'}"
         f"{'; estimates: ' + ', '.join(sorted(set(estimated))) if estimated else ''}); traffic: {shown(table_path(cfg, 'traffic'))}, inputs "

@@ -47,6 +47,24 @@ def registry() -> dict[str, ModelEntry]:
     return entries
 
 
+BYTES_PER_PARAM = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+def actor_memory_gb(
+    loads: tuple[str, ...], batch: int, margin: float, entries: dict[str, ModelEntry] | None = None
+) -> tuple[float | None, float | None, float | None]:
+    """One actor's GPU memory by the registry, in GB: the weights of every family it loads, each
+    family's activations times the batch, and their sum times `margin`. `plan` fits pools with it
+    and the SD3.5 stages decide from it whether one actor can hold the base and both ControlNets.
+    (None, None, None) where a family is not in the registry (a judge's own model)."""
+    entries = entries if entries is not None else registry()
+    if not loads or any(f not in entries for f in loads):
+        return None, None, None
+    weights = sum(entries[f].params_b * BYTES_PER_PARAM[entries[f].dtype] for f in loads)
+    activations = sum(entries[f].activation_gb for f in loads) * batch
+    return round(weights, 1), round(activations, 1), round((weights + activations) * margin, 1)
+
+
 def default_tiny_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "editing-pipeline" / "tiny-models"
