@@ -116,10 +116,9 @@ def test_canny_control_image_and_prompts_reach_the_pipeline(canny_stage, monkeyp
     calls = record_pipeline_calls(canny_stage.pipe, monkeypatch)
     rows = [_row(0, _photo(64, 64), "make it marble"), _row(1, np.ascontiguousarray(_photo(64, 64)[::-1]), "make it wood")]
     out = _run(canny_stage, rows)
-    assert len(calls) == 1
-    assert calls[0]["prompt"] == ["make it marble", "make it wood"]
+    assert [c["prompt"] for c in calls] == [["make it marble"], ["make it wood"]]  # one call per row
     assert calls[0]["controlnet_conditioning_scale"] == canny_stage.conditioning_scale
-    for control, row in zip(calls[0]["control_image"], rows):
+    for (control,), row in zip([c["control_image"] for c in calls], rows):
         expected = canny_edges(decode_image(row["source_image"]["bytes"]), canny_stage.canny_low, canny_stage.canny_high)
         assert expected.any() and np.array_equal(np.asarray(control), expected)
         done = out[row["sample_id"]]
@@ -172,6 +171,14 @@ def test_same_seed_repeats_and_another_seed_differs(canny_stage, folder):
     assert first[rows[0]["sample_id"]]["target_image"]["bytes"] != first[rows[1]["sample_id"]]["target_image"]["bytes"]
     reseeded = _run(_stage(folder, "canny", base_seed=3), rows[:1])
     assert reseeded[rows[0]["sample_id"]]["target_image"]["bytes"] != first[rows[0]["sample_id"]]["target_image"]["bytes"]
+
+
+def test_a_rows_picture_does_not_depend_on_the_rows_beside_it(canny_stage):
+    rows = [_row(0, _photo(64, 64), "marble"), _row(1, np.ascontiguousarray(_photo(64, 64)[::-1]), "wood")]
+    together = _run(canny_stage, rows)
+    alone = _run(canny_stage, rows[1:])
+    sid = rows[1]["sample_id"]
+    assert together[sid]["target_image"]["bytes"] == alone[sid]["target_image"]["bytes"]
 
 
 def test_depth_stage_output_feeds_the_depth_controlnet(depth_stage, tmp_path_factory):
@@ -245,13 +252,13 @@ def test_the_shared_actor_holds_the_base_once_and_both_controlnets(shared_stage)
 
 
 def test_rows_from_the_shared_actor_are_byte_identical_to_a_single_control_actors(shared_stage, depth_stage, canny_stage, monkeypatch):
-    """Mixed rows, one pipeline call per ControlNet with that control's rows in their order: each
-    row (target and provenance) is what the actor holding its ControlNet alone makes of the same rows."""
+    """Mixed rows, grouped by ControlNet: each row (target and provenance) is what the actor holding
+    its ControlNet alone makes of it."""
     depth_rows = [_row(i, _photo(64, 64), f"marble {i}", depth=_depth_ramp(64, 64, 1.0 + i)) for i in range(2)]
     canny_rows = [_row(10 + i, np.ascontiguousarray(_photo(64, 64)[:, ::-1 if i else 1]), f"oil {i}", task="style_transfer") for i in range(2)]
     calls = record_pipeline_calls(shared_stage.pipe, monkeypatch)
     shared = _run(shared_stage, [depth_rows[0], canny_rows[0], depth_rows[1], canny_rows[1]])
-    assert [c["prompt"] for c in calls] == [["marble 0", "marble 1"], ["oil 0", "oil 1"]]
+    assert [c["prompt"] for c in calls] == [["marble 0"], ["marble 1"], ["oil 0"], ["oil 1"]]
     alone = {**_run(depth_stage, depth_rows), **_run(canny_stage, canny_rows)}
     assert set(shared) == set(alone)
     for sid, row in shared.items():
