@@ -56,7 +56,7 @@ def _sam2():
     def run(batch):
         pixels = torch.randn(batch, 3, 1024, 1024, dtype=model.dtype)
         boxes = torch.tensor([[[100.0, 100.0, 600.0, 700.0]]]).repeat(batch, 1, 1)
-        return model(pixel_values=pixels, input_boxes=boxes, multimask_output=True)
+        return model(pixel_values=pixels, input_boxes=boxes, multimask_output=False)  # as stages/models/sam2.py asks
 
     return model, run, 8, "image encoder + one box per image at 1024 px"
 
@@ -132,7 +132,15 @@ def _sd3_5_controlnet():
 
     dims = dict(sample_size=128, patch_size=2, in_channels=16, attention_head_dim=64, num_attention_heads=38, joint_attention_dim=4096, caption_projection_dim=2432, pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=192)
     transformer = SD3Transformer2DModel(num_layers=38, qk_norm="rms_norm", **dims)
-    controlnet = SD3ControlNetModel(num_layers=19, **dims)
+    # the hub's SD3.5-Large ControlNets: 19 single-stream blocks, no text branch, no positional
+    # embedding (diffusers' scripts/convert_sd3_controlnet_to_diffusers.py), 2.15B parameters
+    controlnet = SD3ControlNetModel(
+        patch_size=2, in_channels=16, num_layers=19, attention_head_dim=64, num_attention_heads=38, joint_attention_dim=None,
+        caption_projection_dim=2048, pooled_projection_dim=2048, out_channels=16, pos_embed_max_size=None, pos_embed_type=None,
+        use_pos_embed=False, force_zeros_for_pooled_projection=False,
+    )
+    # as StableDiffusion3ControlNetPipeline does: the ControlNet borrows the transformer's patch embedding
+    controlnet.pos_embed = controlnet._get_pos_embed_from_transformer(transformer)
     model = torch.nn.ModuleDict({"transformer": transformer, "controlnet": controlnet})
 
     def run(batch):
@@ -140,7 +148,8 @@ def _sd3_5_controlnet():
         text = torch.randn(batch, 333, 4096, dtype=transformer.dtype)
         pooled = torch.randn(batch, 2048, dtype=transformer.dtype)
         t = torch.full((batch,), 500.0, dtype=transformer.dtype)
-        control = controlnet(hidden_states=latents, controlnet_cond=latents, encoder_hidden_states=text, pooled_projections=pooled, timestep=t, return_dict=False)[0]
+        # without a text branch the ControlNet takes no text tokens (the pipeline passes None)
+        control = controlnet(hidden_states=latents, controlnet_cond=latents, encoder_hidden_states=None, pooled_projections=pooled, timestep=t, return_dict=False)[0]
         return transformer(hidden_states=latents, encoder_hidden_states=text, pooled_projections=pooled, timestep=t, block_controlnet_hidden_states=control)
 
     return model, run, 1, "ControlNet + transformer, one step at 1024 px; 28 steps per image"

@@ -31,5 +31,7 @@ def kontext_predictions(cfg: dict[str, Any], held: list[Triplet], size: int, log
     pipe = load_kontext(str(ref), revision)
     edited = kontext_edit(pipe, [t.source for t in held], [t.instruction for t in held], size,
                           steps=int(kcfg["steps"]), guidance=float(kcfg["guidance"]),
-                          seed=int(cfg["editor"]["train"]["seed"]), batch_size=int(kcfg["batch_size"]))
-    return {"model": str(ref), "revision": revision, **{k: kcfg[k] for k in ("steps", "guidance")}}, edited
+                          seed=int(cfg["editor"]["train"]["seed"]), batch_size=int(kcfg["batch_size"]),
+                          generate_px=kcfg["generate_px"])
+    generated_at = kcfg["generate_px"] or "preferred Kontext resolution (about 1 MP)"
+    return {"model": str(ref), "revision": revision, "generated_at": generated_at, **{k: kcfg[k] for k in ("steps", "guidance")}}, edited

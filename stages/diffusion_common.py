@@ -87,13 +87,17 @@ def read_source_and_mask(row: Row) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_pipeline(pipeline_class: Any, model_ref: str, revision: str | None, device: Any, dtype: Any, **components: Any):
-    """A diffusers pipeline through its own `from_pretrained` (safetensors only), quiet, on the device."""
+    """A diffusers pipeline through its own `from_pretrained` (safetensors only), quiet, on the
+    device, every component in `dtype`."""
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()  # the loading bar, once per actor, in every run's log
     pipe = pipeline_class.from_pretrained(model_ref, revision=revision, use_safetensors=True, dtype=dtype, **components)
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    # from_pretrained casts weights saved in another precision only on accelerate's loading path
+    # (without it the SD3 transformer stayed float32 beside a bfloat16 VAE); the pipeline's own
+    # `to` makes every component the requested precision either way
+    return pipe.to(device=device, dtype=dtype)
 
 
 def generate_by_size(items: list[dict], generate: GenerateFn) -> Iterator[tuple[int, tuple[int, int], np.ndarray]]:

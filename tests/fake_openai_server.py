@@ -3,7 +3,9 @@
 Each request's behaviour comes from its prompt (the text part of the last user message): the
 first `script` key contained in the prompt gives a list of behaviours, used one per request with
 that key (the last one repeats); with no matching key, a prompt that is itself a behaviour name
-gets that behaviour, anything else gets "good". Every request is recorded."""
+gets that behaviour, anything else gets `default` ("good"). Behaviours with an argument:
+"raw:TEXT" answers TEXT as it is; "compose" answers a captioner prompt from its own metadata
+(tests/fake_captioner.py). Every request is recorded."""
 
 from __future__ import annotations
 
@@ -30,19 +32,29 @@ BEHAVIOURS = (
     "500",  # server error
     "400",  # bad request
     "echo_auth",  # 401 whose message repeats the Authorization header, as careless servers do
+    "compose",  # a captioner's answer built from the prompt's metadata (tests/fake_captioner.py)
 )
 
 
 class FakeOpenAIServer(LoopbackServer):
-    def __init__(self, script: dict[str, list[str]] | None = None, slow_s: float = 1.0, retry_after: str = "0.3", pause_s: float = 0.1):
+    def __init__(
+        self,
+        script: dict[str, list[str]] | None = None,
+        slow_s: float = 1.0,
+        retry_after: str = "0.3",
+        pause_s: float = 0.1,
+        default: str = "good",
+        port: int = 0,
+    ):
         self.script = dict(script or {})
+        self.default = default
         self.slow_s, self.retry_after, self.pause_s = slow_s, retry_after, pause_s
         self.requests: list[dict[str, Any]] = []
         self.max_in_flight = 0
         self._in_flight = 0
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
-        super().__init__(_handler_for(self))
+        super().__init__(_handler_for(self), port)
 
     def prompts(self) -> list[str]:
         return [r["prompt"] for r in self.requests]
@@ -54,7 +66,7 @@ class FakeOpenAIServer(LoopbackServer):
                     used = self._used.get(key, 0)
                     self._used[key] = used + 1
                     return plan[min(used, len(plan) - 1)]
-        return prompt if prompt in BEHAVIOURS else "good"
+        return prompt if prompt in BEHAVIOURS else self.default
 
     def _enter(self, record: dict[str, Any]) -> None:
         with self._lock:
@@ -106,6 +118,12 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 server._leave()
 
         def _respond(self, behaviour: str, prompt: str) -> None:
+            if behaviour.startswith("raw:"):
+                return self._json(200, _completion(behaviour[len("raw:") :]))
+            if behaviour == "compose":
+                from tests.fake_captioner import compose
+
+                return self._json(200, _completion(compose(prompt)))
             if behaviour == "good":
                 return self._json(200, _completion(GOOD_JSON))
             if behaviour == "malformed":

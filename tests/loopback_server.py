@@ -27,8 +27,8 @@ class QuietJSONHandler(BaseHTTPRequestHandler):
 
 
 class LoopbackServer:
-    def __init__(self, handler: type[BaseHTTPRequestHandler]):
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0):
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 

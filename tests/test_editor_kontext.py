@@ -23,12 +23,13 @@ def pipe(tmp_path_factory):
 @pytest.fixture(scope="module")
 def sources():
     rng = np.random.default_rng(0)
-    # different shapes and aspect ratios: each is squared to SIZE
+    # different shapes and aspect ratios: with generate_px each is squared to SIZE
     return [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(40, 72, 3), (64, 64, 3), (90, 30, 3)]]
 
 
 def _edit(pipe, sources, instructions=INSTRUCTIONS, **kw):
-    args = dict(size=SIZE, steps=2, batch_size=2)
+    # the twin generates small; the real model's default (Kontext's ~1 MP resolutions) is below
+    args = dict(size=SIZE, steps=2, batch_size=2, generate_px=SIZE)
     args.update(kw)
     return kontext_edit(pipe, sources, list(instructions), **args)
 
@@ -88,3 +89,41 @@ def test_a_size_off_the_latent_grid_is_refused_before_any_work(pipe, sources, si
 def test_a_missing_instruction_is_refused(pipe, sources):
     with pytest.raises(ValueError, match="3 sources but 2 instructions"):
         kontext_edit(pipe, sources, INSTRUCTIONS[:2], SIZE)
+
+
+class _RecordingPipe:
+    """Stands in for FluxKontextPipeline: records each call's sizes, answers grey pictures."""
+
+    vae_scale_factor = 8
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, image, prompt, height, width, max_area, _auto_resize, generator, output_type, **_):
+        self.calls.append({"n": len(image), "context": [im.size for im in image], "hw": (height, width),
+                           "max_area": max_area, "auto_resize": _auto_resize})
+        return type("Out", (), {"images": np.full((len(image), height, width, 3), 0.5, np.float32)})()
+
+
+def test_by_default_kontext_generates_at_its_preferred_resolution_and_resizes_for_scoring():
+    """Kontext was trained near 1 MP on diffusers' PREFERRED_KONTEXT_RESOLUTIONS; generating at the
+    scoring size (32 or 256 px) would run it far off its training distribution."""
+    fake = _RecordingPipe()
+    shapes = [(300, 300, 3), (400, 600, 3), (600, 400, 3), (310, 300, 3)]
+    sources = [np.zeros(s, np.uint8) for s in shapes]
+    out = kontext_edit(fake, sources, ["edit"] * 4, 256, batch_size=4)
+    assert [o.shape for o in out] == [(256, 256, 3)] * 4
+    # one batch per resolution, nearest aspect ratio, in order of first appearance
+    assert [c["hw"] for c in fake.calls] == [(1024, 1024), (832, 1248), (1248, 832)]
+    assert [c["n"] for c in fake.calls] == [2, 1, 1]
+    for call in fake.calls:
+        height, width = call["hw"]
+        assert call["max_area"] == height * width and 0.9e6 < height * width <= 1024**2
+        assert all(size == (width, height) for size in call["context"]) and call["auto_resize"] is False
+
+
+def test_the_gpu_profile_keeps_kontexts_resolution_and_the_tiny_one_generates_small():
+    from pipeline.core import config
+
+    assert config.load_config("gpu")["editor"]["kontext"]["generate_px"] is None
+    assert config.load_config("tiny")["editor"]["kontext"]["generate_px"] == 32

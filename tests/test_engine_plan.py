@@ -59,16 +59,19 @@ def test_a_light_chain_runs_its_stages_in_order_over_one_conversion():
     assert seen == [("1", "list"), ("2", "list"), ("3", "list")]  # rows between steps, never a table
 
 
-def test_a_plan_without_a_whole_free_cpu_is_refused_before_it_can_hang():
+def test_a_plan_without_room_for_a_light_task_is_refused_before_it_can_hang():
     from pipeline.core.stage import Resources, Stage
     from pipeline.engine.engine_stages import WriteShards
     from pipeline.engine.resource_check import NotEnoughResources, check_fits
 
     class Pool(Stage):
         uses_model = True
-        resources = Resources(num_cpus=0.1, num_gpus=1.0, concurrency=8)
+        resources = Resources(num_cpus=0.2, num_gpus=1.0, concurrency=8)
 
-    stages = [Pool(), WriteShards(0.25, 2)]
-    with pytest.raises(NotEnoughResources, match="hold 1.3 CPUs and the light stages need 1 more"):
-        check_fits(stages, {"CPU": 2.0, "GPU": 8.0})
-    assert check_fits([Pool(), WriteShards(0.1, 1)], {"CPU": 2.0, "GPU": 8.0}) == pytest.approx(1.1)
+    class Light(Stage):
+        resources = Resources(num_cpus=0.25)
+
+    with pytest.raises(NotEnoughResources, match="hold 1.85 CPUs and the light stages need 0.25 more"):
+        check_fits([Light(), Pool(), WriteShards(0.25, 1)], {"CPU": 2.0, "GPU": 8.0})
+    # less than a whole core left is enough: the light tasks take what is free (light_task_cpus)
+    assert check_fits([Light(), Pool(), WriteShards(0.1, 1)], {"CPU": 2.0, "GPU": 8.0}) == pytest.approx(0.3)

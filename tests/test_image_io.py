@@ -8,7 +8,15 @@ import pytest
 from skimage import data
 
 from pipeline.core import schema
-from pipeline.core.image_io import NPY_MAGIC, PNG_MAGIC, decode_image, decode_mask, encode_image, encode_png, to_png
+from pipeline.core.image_io import (
+    NPY_MAGIC,
+    PNG_MAGIC,
+    decode_image,
+    decode_mask,
+    encode_image,
+    encode_png,
+    to_png,
+)
 from pipeline.engine.engine_stages import EncodePng
 
 RGB = data.astronaut()[::4, ::4]
@@ -16,7 +24,13 @@ RGB = data.astronaut()[::4, ::4]
 
 @pytest.mark.parametrize(
     "array, mode",
-    [(RGB, "RGB"), (RGB[..., 0], "L"), ((RGB[..., 0] > 100).astype(np.uint8) * 255, "L"), (RGB[..., 0].astype(np.uint16) * 200, None)],
+    [
+        (RGB, "RGB"),
+        (RGB[..., 0], "L"),
+        ((RGB[..., 0] > 100).astype(np.uint8) * 255, "L"),
+        (np.dstack([RGB, RGB[..., 1]]), "RGBA"),
+        (RGB[..., 0].astype(np.uint16) * 200, None),
+    ],
 )
 def test_in_flight_form_is_lossless_and_reads_like_the_png(array, mode):
     inflight = encode_image(array)
@@ -27,6 +41,14 @@ def test_in_flight_form_is_lossless_and_reads_like_the_png(array, mode):
         return
     assert np.array_equal(decode_image(inflight, mode), decode_image(encode_png(array), mode))
     assert np.array_equal(decode_image(inflight, mode), array)
+
+
+def test_the_written_png_reads_back_as_written_in_pil():
+    from PIL import Image
+
+    for array in (RGB, np.dstack([RGB, RGB[..., 2]]), RGB[..., 1], RGB[..., 0].astype(np.uint16) * 200, RGB[..., 0] > 128):
+        with Image.open(io.BytesIO(encode_png(array))) as img:
+            assert np.array_equal(np.asarray(img), array), (array.dtype, array.shape)
 
 
 def test_conversions_between_modes_match_pil():

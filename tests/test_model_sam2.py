@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from pipeline.core import schema
 from pipeline.core.image_io import decode_image, decode_mask
@@ -10,7 +9,6 @@ from stages.grabcut_mask import GrabCutMaskStage, ellipse_mask
 from stages.models.sam2 import (
     Sam2MaskStage,
     box_coverage,
-    choose_best_masks,
     predict_box_masks,
     refine_mask,
     xywh_to_xyxy,
@@ -47,15 +45,24 @@ def _row(rgb, selected, task=TASK, index=0):
     return pipeline_row(rgb, index, task, work={"objects": objects, "selected": selected})
 
 
-def test_best_mask_is_the_candidate_with_highest_predicted_iou():
-    # candidate k of every box is filled with the value k, so the chosen mask names its index
-    pred = torch.arange(3, dtype=torch.float32).view(1, 3, 1, 1).expand(2, 3, 4, 5).clone()
-    iou = torch.tensor([[0.1, 0.9, 0.3], [0.7, 0.2, 0.6]])
-    masks, best, scores = choose_best_masks(pred, iou)
-    assert masks.shape == (2, 1, 4, 5)
-    assert best.tolist() == [1, 0]
-    assert masks[0].unique().tolist() == [1.0] and masks[1].unique().tolist() == [0.0]
-    assert scores.tolist() == pytest.approx([0.9, 0.7])
+def test_a_box_prompt_asks_for_the_single_mask(loaded_stage):
+    """A box is an unambiguous prompt: SAM-2's predictor docs ask for one mask
+    (multimask_output=False) rather than the best of three part/object/group candidates."""
+    sam = loaded_stage.sam
+    asked = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(sam.model, name)
+
+        def __call__(self, **kwargs):
+            asked.append(kwargs["multimask_output"])
+            return sam.model(**kwargs)
+
+    boxes = [[8.0, 8.0, 40.0, 40.0], [0.0, 0.0, 20.0, 30.0]]
+    [(masks, scores)] = predict_box_masks(sam._replace(model=Spy()), [_image(48, 64, 0)], [boxes])
+    assert asked == [False]
+    assert masks.shape == (2, 48, 64) and masks.dtype == bool and scores.shape == (2,)
 
 
 def test_cleanup_drops_specks_fills_holes_and_dilates():

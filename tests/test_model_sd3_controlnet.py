@@ -74,16 +74,30 @@ def canny_stage(folder):
     return _stage(folder, "canny")
 
 
-def test_render_depth_is_near_white_far_black_grey():
+def test_render_depth_is_near_black_far_white_grey_as_the_sd35_depth_controlnet_reads_it():
+    """The SD3.5-Large depth ControlNet was trained on DepthFM's output, min-max normalised depth
+    with far high (its reference control image: near rocks about 9/255, sky about 190). An SD 1.5
+    style inverse-depth map (near white) hands it the scene inside out."""
     depth = np.array([[1.0, 2.0, 4.0], [8.0, np.nan, 0.0]], np.float32)
     rendered = render_depth(depth)
     assert rendered.shape == (2, 3, 3) and rendered.dtype == np.uint8
     assert (rendered[..., 0] == rendered[..., 2]).all()
     grey = rendered[..., 0]
-    assert grey[0, 0] == 255 and grey[1, 0] == 0
-    assert grey[0, 0] > grey[0, 1] > grey[0, 2] > grey[1, 0]
-    assert grey[1, 1] == 0 and grey[1, 2] == 0  # invalid depth renders as far
+    assert grey[0, 0] == 0 and grey[1, 0] == 255  # nearest black, farthest white
+    assert grey[0, 0] < grey[0, 1] < grey[0, 2] < grey[1, 0]
+    # linear in depth between the extremes, as DepthFM's per-sample min-max normalisation
+    assert grey[0, 1] == round(255 * 1 / 7) and grey[0, 2] == round(255 * 3 / 7)
+    assert grey[1, 1] == 255 and grey[1, 2] == 255  # invalid depth renders as far
     assert not render_depth(np.full((4, 4), 3.0)).any()
+
+
+def test_the_registry_records_the_depth_control_convention():
+    import yaml
+
+    from pipeline.core.config import CONFIG_DIR
+
+    entry = yaml.safe_load((CONFIG_DIR / "models.yaml").read_text())["controlnet_depth"]
+    assert entry["control_image"].startswith("depth (not inverse), near black and far white")
 
 
 def test_canny_edges_follow_the_block_outline():
@@ -102,10 +116,9 @@ def test_canny_control_image_and_prompts_reach_the_pipeline(canny_stage, monkeyp
     calls = record_pipeline_calls(canny_stage.pipe, monkeypatch)
     rows = [_row(0, _photo(64, 64), "make it marble"), _row(1, np.ascontiguousarray(_photo(64, 64)[::-1]), "make it wood")]
     out = _run(canny_stage, rows)
-    assert len(calls) == 1
-    assert calls[0]["prompt"] == ["make it marble", "make it wood"]
+    assert [c["prompt"] for c in calls] == [["make it marble"], ["make it wood"]]  # one call per row
     assert calls[0]["controlnet_conditioning_scale"] == canny_stage.conditioning_scale
-    for control, row in zip(calls[0]["control_image"], rows):
+    for (control,), row in zip([c["control_image"] for c in calls], rows):
         expected = canny_edges(decode_image(row["source_image"]["bytes"]), canny_stage.canny_low, canny_stage.canny_high)
         assert expected.any() and np.array_equal(np.asarray(control), expected)
         done = out[row["sample_id"]]
@@ -121,7 +134,7 @@ def test_depth_control_image_is_the_rows_depth_rendering(depth_stage, monkeypatc
     run_stage(depth_stage, through_arrow([row]))
     control = np.asarray(calls[0]["control_image"][0])
     assert np.array_equal(control, render_depth(read_depth(row)))
-    assert control[0, 0, 0] == 255 and control[0, -1, 0] == 0  # the near left edge is white
+    assert control[0, 0, 0] == 0 and control[0, -1, 0] == 255  # the near left edge is black
 
 
 def test_the_control_image_steers_the_result(depth_stage):
@@ -160,6 +173,14 @@ def test_same_seed_repeats_and_another_seed_differs(canny_stage, folder):
     assert reseeded[rows[0]["sample_id"]]["target_image"]["bytes"] != first[rows[0]["sample_id"]]["target_image"]["bytes"]
 
 
+def test_a_rows_picture_does_not_depend_on_the_rows_beside_it(canny_stage):
+    rows = [_row(0, _photo(64, 64), "marble"), _row(1, np.ascontiguousarray(_photo(64, 64)[::-1]), "wood")]
+    together = _run(canny_stage, rows)
+    alone = _run(canny_stage, rows[1:])
+    sid = rows[1]["sample_id"]
+    assert together[sid]["target_image"]["bytes"] == alone[sid]["target_image"]["bytes"]
+
+
 def test_depth_stage_output_feeds_the_depth_controlnet(depth_stage, tmp_path_factory):
     zoe = ZoeDepthStage(str(tiny_zoedepth.build(tmp_path_factory.mktemp("zoe"))), tasks=TASKS)
     zoe.setup()
@@ -173,11 +194,76 @@ def test_depth_stage_output_feeds_the_depth_controlnet(depth_stage, tmp_path_fac
 
 
 def test_gpu_profile_gives_each_controlnet_stage_a_whole_gpu_and_the_base():
-    from pipeline.core.config import load_config
+    from pipeline.core.config import load_config, parse_set
 
     cfg = load_config("gpu")
     depth = SD3DepthControlNetStage.from_config(cfg, TASKS)  # sizes it; loads nothing
     canny = SD3CannyControlNetStage.from_config(cfg, TASKS)
     assert (depth.control, canny.control) == ("depth", "canny")
     assert depth.resources.num_gpus == canny.resources.num_gpus == 1
-    assert depth.loads == ("sd3_5", "controlnet_depth") and depth.share_key != canny.share_key
+    # base + both ControlNets fit one 80 GB GPU: one key, from the base and the settings
+    assert depth.loads == ("sd3_5", "controlnet_depth") and depth.share_key == canny.share_key
+    for setting in ("model_stages.sd3_controlnet.share_base=false", "gpu.gpu_mem_gb=56"):  # off, or too small a GPU
+        cfg = load_config("gpu", overrides=[parse_set(setting)])
+        assert SD3DepthControlNetStage.from_config(cfg, TASKS).share_key != SD3CannyControlNetStage.from_config(cfg, TASKS).share_key
+
+
+def test_a_run_with_both_controls_has_one_controlnet_stage_choosing_per_task():
+    from pipeline.core.config import load_config, parse_set
+    from pipeline.engine.stage_list import task_stages
+
+    tasks = {"run": {"tasks": ["color_alteration", "style_transfer", "tone_transformation", "material_modification"]}}
+    merged = [s for s in task_stages(load_config("gpu", overrides=[tasks])) if isinstance(s, SD3ControlNetStage)]
+    assert len(merged) == 1
+    (stage,) = merged
+    assert stage.loads == ("sd3_5", "controlnet_depth", "controlnet_canny")  # the base once: plan and tiny twins see it
+    assert set(stage.tasks) == set(tasks["run"]["tasks"]) and "blob.depth" in stage.reads
+    assert stage.control_of_task == {"color_alteration": "depth", "material_modification": "depth", "style_transfer": "canny", "tone_transformation": "canny"}
+    assert stage.family_of_task("style_transfer") == "controlnet_canny"
+    apart = task_stages(load_config("gpu", overrides=[tasks, parse_set("model_stages.sd3_controlnet.share_base=false")]))
+    assert sorted(s.control for s in apart if isinstance(s, SD3ControlNetStage)) == ["canny", "depth"]
+
+
+def _untimed(value):
+    """Provenance without the runner's wall-clock timings."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if not k.endswith("seconds")}
+    return value
+
+
+@pytest.fixture(scope="module")
+def shared_stage(folder):
+    depth = SD3ControlNetStage(str(folder / tiny_sd3.BASE), str(folder / tiny_sd3.CONTROLNETS["depth"]), "depth", ("material_modification",), steps=2, guidance=5.0, resolution=64, max_sequence_length=32, feather_px=2)
+    canny = SD3ControlNetStage(str(folder / tiny_sd3.BASE), str(folder / tiny_sd3.CONTROLNETS["canny"]), "canny", ("style_transfer",), steps=2, guidance=5.0, resolution=64, max_sequence_length=32, feather_px=2)
+    stage = depth.merged_with(canny)
+    stage.setup()
+    return stage
+
+
+def test_the_shared_actor_holds_the_base_once_and_both_controlnets(shared_stage):
+    depth_pipe, canny_pipe = shared_stage.pipes["depth"], shared_stage.pipes["canny"]
+    for name in ("transformer", "vae", "text_encoder", "text_encoder_2", "text_encoder_3", "scheduler"):
+        assert getattr(depth_pipe, name) is getattr(canny_pipe, name), name
+    assert depth_pipe.controlnet is not canny_pipe.controlnet
+    # each ControlNet borrows the transformer's patch embedding, as a pipeline of its own would give it
+    for pipe in (depth_pipe, canny_pipe):
+        for key, value in pipe.transformer.pos_embed.state_dict().items():
+            assert torch.equal(pipe.controlnet.pos_embed.state_dict()[key], value)
+
+
+def test_rows_from_the_shared_actor_are_byte_identical_to_a_single_control_actors(shared_stage, depth_stage, canny_stage, monkeypatch):
+    """Mixed rows, grouped by ControlNet: each row (target and provenance) is what the actor holding
+    its ControlNet alone makes of it."""
+    depth_rows = [_row(i, _photo(64, 64), f"marble {i}", depth=_depth_ramp(64, 64, 1.0 + i)) for i in range(2)]
+    canny_rows = [_row(10 + i, np.ascontiguousarray(_photo(64, 64)[:, ::-1 if i else 1]), f"oil {i}", task="style_transfer") for i in range(2)]
+    calls = record_pipeline_calls(shared_stage.pipe, monkeypatch)
+    shared = _run(shared_stage, [depth_rows[0], canny_rows[0], depth_rows[1], canny_rows[1]])
+    assert [c["prompt"] for c in calls] == [["marble 0"], ["marble 1"], ["oil 0"], ["oil 1"]]
+    alone = {**_run(depth_stage, depth_rows), **_run(canny_stage, canny_rows)}
+    assert set(shared) == set(alone)
+    for sid, row in shared.items():
+        assert row["status"] == schema.PENDING
+        assert row["target_image"]["bytes"] == alone[sid]["target_image"]["bytes"]
+        assert _untimed(provenance(row)) == _untimed(provenance(alone[sid]))  # which ControlNet made it, the same seed
+    assert provenance(shared[canny_rows[0]["sample_id"]])["stages"]["sd3_controlnet"]["controlnet"].endswith("controlnet-canny")
+    assert provenance(shared[depth_rows[0]["sample_id"]])["stages"]["sd3_controlnet"]["control"] == "depth"

@@ -16,10 +16,10 @@ def _cfg(profile: str, tasks: list[str]) -> dict:
     return config.load_config(profile, overrides=[{"run": {"tasks": tasks}}])
 
 
-def test_the_list_runs_decode_split_recipes_gates_judge_png_writer_in_order():
+def test_the_list_runs_decode_split_recipes_gates_captioner_judge_png_writer_in_order():
     stages = build_stage_list(_cfg("cpu", ["color_alteration", "tone_transformation"]))
     names = [s.name for s in stages]
-    assert names[:2] == ["decode", "split_by_task"] and names[-4:] == ["common_gates", "judge", "png_encode", "write_shards"]
+    assert names[:2] == ["decode", "split_by_task"] and names[-5:] == ["common_gates", "caption", "judge", "png_encode", "write_shards"]
     assert {"color_gate", "tone_gate"} <= set(names)
     assert names.index("color_propose") < names.index("color_gate") < names.index("common_gates")
     assert isinstance(stages[1], SplitByTask) and isinstance(stages[-1], WriteShards)

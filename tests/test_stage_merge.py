@@ -39,3 +39,19 @@ def test_models_in_opposite_orders_stay_separate_rather_than_break_an_order():
     for task in ("a", "b"):
         seq = [s.name for s in merged if task in s.tasks]
         assert seq == [s.name for s in (a if task == "a" else b)]
+
+
+def test_a_shared_stage_is_built_by_the_first_stages_merged_with():
+    class Pair(Stage):
+        def merged_with(self, other):
+            shared = super().merged_with(other)
+            shared.parts = (*self.parts, *other.parts)
+            return shared
+
+    a, b = Pair(), Pair()
+    a.name = b.name = "pair"
+    a.tasks, a.parts, a.share_key = ("a",), ("x",), "K"
+    b.tasks, b.parts, b.share_key = ("b",), ("y",), "K"
+    (merged,) = merge_task_stages([[a], [b]])
+    assert merged.tasks == ("a", "b") and merged.parts == ("x", "y")
+    assert a.tasks == ("a",) and a.parts == ("x",)  # neither recipe stage is changed

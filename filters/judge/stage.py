@@ -62,20 +62,14 @@ def _provenance(settings: dict[str, Any]) -> dict[str, Any]:
 # -- from the config ------------------------------------------------------------------------------
 
 
-def make_judge(cfg: dict[str, Any]) -> Judge | None:
-    """The judge the resolved config asks for (`judge:` block), or None for backend `none`.
-    A Qwen judge with no `judge.model` loads what the profile gives the qwen2_5_vl family (the
-    registry's checkpoint, or the tiny twin on the tiny profile)."""
-    conf = cfg["judge"]
-    backend = conf["backend"]
-    if backend not in BACKENDS:
-        raise ValueError(f"judge.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "none":
-        return None
+def make_backend(conf: dict[str, Any], cfg: dict[str, Any], section: str = "judge") -> OpenAIJudgeBackend | QwenJudgeBackend:
+    """The MLLM backend a `judge:`-shaped config block asks for (backend qwen or openai); the
+    captioner's block has the same keys. A Qwen backend with no `model` loads what the profile
+    gives the qwen2_5_vl family (the registry's checkpoint, or the tiny twin on the tiny profile)."""
     decoding = {"max_new_tokens": int(conf["max_new_tokens"]), "temperature": float(conf["temperature"])}
-    if backend == "openai":
+    if conf["backend"] == "openai":
         if not conf.get("url") or not conf.get("model"):
-            raise ValueError("judge.backend openai needs judge.url (e.g. http://host:8000/v1) and judge.model")
+            raise ValueError(f"{section}.backend openai needs {section}.url (e.g. http://host:8000/v1) and {section}.model")
         client = OpenAIChatClient(
             base_url=str(conf["url"]),
             model=str(conf["model"]),
@@ -85,27 +79,42 @@ def make_judge(cfg: dict[str, Any]) -> Judge | None:
             backoff_s=float(conf["backoff_s"]),
             max_workers=int(conf["concurrency"]),
         )
-        return Judge(OpenAIJudgeBackend(client, conf.get("revision"), **decoding))
+        return OpenAIJudgeBackend(client, conf.get("revision"), **decoding)
     model, revision = conf.get("model"), conf.get("revision")
     if not model:
         from pipeline.core import models
 
         model, revision = models.resolve(cfg, QWEN_FAMILY)
-    return Judge(QwenJudgeBackend(str(model), revision, **decoding))
+    return QwenJudgeBackend(str(model), revision, **decoding)
+
+
+def make_judge(cfg: dict[str, Any]) -> Judge | None:
+    """The judge the resolved config asks for (`judge:` block), or None for backend `none`."""
+    backend = cfg["judge"]["backend"]
+    if backend not in BACKENDS:
+        raise ValueError(f"judge.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "none":
+        return None
+    return Judge(make_backend(cfg["judge"], cfg))
 
 
 def make_judge_stage(cfg: dict[str, Any]) -> JudgeStage:
     """The stage for the resolved config, sized by `judge.num_cpus/num_gpus/batch_size` (GPUs only
     for an in-process model). A Qwen judge with no `judge.model` loads the registry's qwen2_5_vl
     and says so in `loads`, so the tiny profile builds its twin first."""
-    conf = cfg["judge"]
     judge = make_judge(cfg)
-    in_process = judge is not None and judge.backend.uses_model
+    resources, loads = sizing(cfg["judge"], judge is not None and judge.backend.uses_model)
+    return JudgeStage(judge, resources, loads=loads)
+
+
+def sizing(conf: dict[str, Any], in_process: bool) -> tuple[Resources, tuple[str, ...]]:
+    """The resources and registry loads of a stage over a `judge:`-shaped block: one actor of
+    `num_cpus` (and `num_gpus` only for an in-process model); a Qwen backend with no `model` loads
+    the registry's qwen2_5_vl."""
     resources = Resources(
         num_cpus=float(conf["num_cpus"]),
         num_gpus=float(conf["num_gpus"]) if in_process else 0.0,
         batch_size=int(conf["batch_size"]),
         concurrency=1,
     )
-    loads = (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()
-    return JudgeStage(judge, resources, loads=loads)
+    return resources, (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, judge_flags
+from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, captioner_flags, judge_flags
 from pipeline.core import config as config_mod
 from pipeline.core.annotations import AnnotationError
 from pipeline.core.inputs import InputError
@@ -35,11 +35,15 @@ def _run_config(args) -> dict:
         flags["ray"]["address"] = args.address
     if args.no_progress:
         flags["run"]["progress"] = False
+    if args.allow_unlocked:
+        flags["models"] = {"allow_unlocked": True}
     flags.update(judge_flags(args))
+    flags.update(captioner_flags(args))
     return config_mod.load_config(args.profile, args.config, [flags, *overrides])
 
 
 def cmd_run(args) -> int:
+    from pipeline.core.model_lock import ModelLockError
     from pipeline.engine.runner import RunConflict, RunFailed, print_summary
     from pipeline.postrun.finish import run_pipeline
     from tasks import NotImplementedTask
@@ -47,13 +51,19 @@ def cmd_run(args) -> int:
     try:
         cfg = _run_config(args)
         result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr))
-    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict) as exc:
+    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except RunFailed as exc:
         print(f"run failed: {exc}", file=sys.stderr)
         return RUN_FAILED
     print_summary(result)
+    diversity = result.manifest.get("instruction_diversity")
+    if diversity and diversity["tasks"]:
+        from pipeline.postrun.diversity import diversity_table
+
+        print(f"instruction diversity (over {' and '.join(diversity['over'])} rows; mllm and template: shares of rows):")
+        print(diversity_table(diversity["tasks"]))
     return 0
 
 
@@ -117,8 +127,8 @@ def cmd_plan(args) -> int:
         return USAGE_ERROR
     how = "sized from the cost table and the traffic (gpu.auto_pools)" if plan.auto else "as configured (model_stages.*; gpu.auto_pools is false)"
     print(f"profile {cfg['profile']}: {plan.nodes} node(s) x {plan.gpus_per_node} GPU(s) of {plan.gpu_mem_gb:g} GB; pools {how}")
-    measured = sorted({p.cost.measured_on for p in plan.pools if p.cost and p.cost.measured_on})
-    estimated = [p.key for p in plan.pools if p.cost and not p.cost.measured_on]
+    measured = sorted({c.measured_on for p in plan.pools for c in p.costs.values() if c.measured_on})
+    estimated = [k for p in plan.pools for k, c in p.costs.items() if not c.measured_on]
     print(
         f"costs: {shown(table_path(cfg, 'cost_table'))} (whole-GPU seconds per row at {plan.cost_working_size or '?'} px, measured on {', '.join(measured) or 'nothing'}"
         f"{'; estimates: ' + ', '.join(sorted(set(estimated))) if estimated else ''}); traffic: {shown(table_path(cfg, 'traffic'))}, inputs "

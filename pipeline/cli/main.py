@@ -30,8 +30,11 @@ def _add_run(sub) -> None:
     p.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. run.shard_size=4")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--allow-unlocked", action="store_true", help="run even when the registry model files do not match configs/models.lock")
     p.add_argument("--judge-url", help="OpenAI-compatible base URL of a served judge, e.g. http://host:8000/v1 (key: OPENAI_API_KEY)")
     p.add_argument("--judge-model", help="the served judge's model name")
+    p.add_argument("--captioner-url", help="OpenAI-compatible base URL of a served captioner that writes the instructions (key: OPENAI_API_KEY)")
+    p.add_argument("--captioner-model", help="the served captioner's model name")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,7 +76,8 @@ def check_kontext(cfg: dict[str, Any], size: int) -> None:
     ref, revision = models.resolve(cfg, "flux_kontext")
     row = smoke_row(size)
     source = decode_image(row["source_image"]["bytes"])
-    out = kontext_edit(load_kontext(ref, revision), [source], ["make the red square blue"], size, steps=2)
+    generate_px = cfg["editor"]["kontext"]["generate_px"]
+    out = kontext_edit(load_kontext(ref, revision), [source], ["make the red square blue"], size, steps=2, generate_px=generate_px)
     if len(out) != 1 or out[0].shape != (size, size, 3) or out[0].dtype != np.uint8:
         raise ValueError(f"flux_kontext returned {[(o.shape, o.dtype) for o in out]}, not one {size}x{size} uint8 picture")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
-from pipeline.cli.common import USAGE_ERROR, judge_flags
+from pipeline.cli.common import USAGE_ERROR, captioner_flags, judge_flags
 from pipeline.core import config as config_mod
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS, UnknownTaskError, parse_tasks
 
@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key")
     p.add_argument("--judge-url", help="as for `run`: a served judge")
     p.add_argument("--judge-model", help="as for `run`: the served judge's model name")
+    p.add_argument("--captioner-url", help="as for `run`: a served captioner")
+    p.add_argument("--captioner-model", help="as for `run`: the served captioner's model name")
     p.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
 
@@ -49,7 +51,7 @@ def cmd_stages(args) -> int:
     from tasks import NotImplementedTask
 
     try:
-        flags = {"run": {"tasks": parse_tasks(args.task)}, **judge_flags(args)}
+        flags = {"run": {"tasks": parse_tasks(args.task)}, **judge_flags(args), **captioner_flags(args)}
         cfg = config_mod.load_config(args.profile, args.config, [flags, *(config_mod.parse_set(s) for s in args.set)])
         rows = describe(build_stage_list(cfg))
     except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask) as exc:

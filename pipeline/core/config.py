@@ -18,11 +18,15 @@ CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve()
 AUTO = "auto"
 
 # Keys that change how a run executes but not what it produces: a rerun may change them freely.
-EXECUTION_KEYS = ("run.out", "run.progress", "ray.address", "ray.num_cpus", "ray.writers", "gpu", "select", "editor", "io")
+EXECUTION_KEYS = (
+    "run.out", "run.progress", "ray.address", "ray.num_cpus", "ray.writers", "gpu", "select", "editor",
+    "models.lock", "models.allow_unlocked", "io",
+)
 # `select` is left out because the selection phase keeps its own identity (selection/done.json);
 # `editor` configures `verify`, which reads a run and never changes it; `gpu` and `ray.writers`
-# only size and schedule the work (a row's content never depends on them); `io` says how to reach
-# the input (endpoint, timeouts), not what it is: `input.path` names that
+# only size and schedule the work (a row's content never depends on them); the model lock is only
+# checked, the files it locks are what count; `io` says how to reach the input (endpoint,
+# timeouts), not what it is: `input.path` names that
 
 
 class ConfigError(ValueError):

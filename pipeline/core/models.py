@@ -47,6 +47,24 @@ def registry() -> dict[str, ModelEntry]:
     return entries
 
 
+BYTES_PER_PARAM = {"bfloat16": 2, "float16": 2, "float32": 4}
+
+
+def actor_memory_gb(
+    loads: tuple[str, ...], batch: int, margin: float, entries: dict[str, ModelEntry] | None = None
+) -> tuple[float | None, float | None, float | None]:
+    """One actor's GPU memory by the registry, in GB: the weights of every family it loads, each
+    family's activations times the batch, and their sum times `margin`. `plan` fits pools with it
+    and the SD3.5 stages decide from it whether one actor can hold the base and both ControlNets.
+    (None, None, None) where a family is not in the registry (a judge's own model)."""
+    entries = entries if entries is not None else registry()
+    if not loads or any(f not in entries for f in loads):
+        return None, None, None
+    weights = sum(entries[f].params_b * BYTES_PER_PARAM[entries[f].dtype] for f in loads)
+    activations = sum(entries[f].activation_gb for f in loads) * batch
+    return round(weights, 1), round(activations, 1), round((weights + activations) * margin, 1)
+
+
 def default_tiny_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "editing-pipeline" / "tiny-models"
@@ -67,15 +85,20 @@ def tiny_path(root: Path, entry: ModelEntry) -> Path:
 
 
 def resolve(cfg: dict[str, Any], family: str) -> tuple[str, str | None]:
-    """The ref and revision a stage should load: an explicit override, the tiny twin, or the
-    registry's checkpoint."""
+    """The ref and revision a stage should load: an explicit override, the tiny twin, the
+    family's folder under `models.dir`, or the registry's checkpoint at its pinned revision,
+    else at the commit the model lock holds (so the hub cache serves exactly the locked files)."""
+    from pipeline.core.model_lock import locked_revision
+
     entry = registry()[family]
     override = cfg["models"]["ref"].get(family)
     if override:
         return str(override), None
     if cfg["models"]["source"] == "tiny":
         return str(tiny_path(tiny_dir(cfg), entry)), None
-    return entry.ref, entry.revision
+    if cfg["models"]["dir"]:
+        return str(Path(cfg["models"]["dir"]) / family), None
+    return entry.ref, entry.revision or locked_revision(cfg, family)
 
 
 def present_locally(entry: ModelEntry) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: who wrote the instruction, its registers, the captions
 
 OK, REJECTED, ERROR, SKIPPED = "ok", "rejected", "error", "skipped"
 # Internal: a row still on its way through the stages, with no verdict yet.
@@ -19,7 +19,7 @@ CANDIDATE_STATUSES = (OK, REJECTED)  # rows in candidates/, always with both ima
 NO_CANDIDATE_STATUSES = (ERROR, SKIPPED)  # rows in errors/
 
 IMAGE_COLUMNS = ("source_image", "target_image", "mask", "depth")
-JSON_COLUMNS = ("edit", "scores", "judge", "provenance")
+JSON_COLUMNS = ("edit", "instructions", "scores", "judge", "provenance")
 
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -32,6 +32,11 @@ ROW_FIELDS = [
     pa.field("depth", IMAGE_TYPE),  # 16-bit PNG where a depth model ran; metres per unit in provenance
     pa.field("instruction_en", pa.string()),
     pa.field("instruction_zh", pa.string()),
+    pa.field("instruction_source", pa.string()),  # mllm or template (filters/caption)
+    pa.field("instruction_register", pa.string()),  # the register of instruction_en/zh: imperative or descriptive
+    pa.field("instructions", pa.string()),  # JSON: every register's {en, zh}, and who wrote them
+    pa.field("source_caption", pa.string()),  # one line on the source picture (English; null for templates)
+    pa.field("target_caption", pa.string()),  # one line on the target picture
     pa.field("edit", pa.string()),
     pa.field("source_uri", pa.string()),
     pa.field("source_sha256", pa.string()),

@@ -52,6 +52,17 @@ class Stage:
     def process_row(self, row: Row) -> Row | list[Row]:
         raise NotImplementedError(f"{type(self).__name__} implements neither process_batch nor process_row")
 
+    def merged_with(self, other: Stage) -> Stage:
+        """This stage serving `other`'s rows too (two tasks' stages with equal `share_key`): a copy
+        with the union of their tasks. A stage whose merge combines more than tasks (the SD3.5
+        ControlNets: one base, a ControlNet per task) extends it; neither stage is changed."""
+        shared = copy.copy(self)
+        if self.tasks is None or other.tasks is None:
+            shared.tasks = None
+        else:
+            shared.tasks = tuple(sorted(set(self.tasks) | set(other.tasks)))
+        return shared
+
     def with_resources(self, resources: Resources) -> Stage:
         """A copy of this stage sized otherwise (the plan's pools); the stage itself is left as it was."""
         sized = copy.copy(self)
@@ -93,6 +104,11 @@ class ModelStage(Stage):
     @property
     def loads(self) -> tuple[str, ...]:  # type: ignore[override]
         return self.model.loads
+
+    def family_of_task(self, task: str) -> str:
+        """The registry family that does this task's rows' work here (the plan costs them by it):
+        the class's own, unless a stage holds weights per task (the shared SD3.5 ControlNets)."""
+        return self.model.family
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], tasks: tuple[str, ...] | None) -> "ModelStage":

@@ -84,6 +84,8 @@ def calibrate(cfg: dict[str, Any], inputs: int = 4, log: Callable[[str], None] =
     cfg = copy.deepcopy(cfg)
     cfg["gpu"]["auto_pools"] = False  # one process, one model at a time: the plan's sizes do not matter
     cfg["decode"]["upscale"] = True  # every row at the working size
+    if "sd3_controlnet" in cfg["model_stages"]:  # time each ControlNet on its own rows: the table costs them apart
+        cfg["model_stages"]["sd3_controlnet"]["share_base"] = False
     stages = [s for s in build_stage_list(cfg) if not isinstance(s, WriteShards)]
     ensure_tiny(cfg, sorted({family for stage in stages for family in stage.loads}), log=log)  # as `run` does
     last_model = max((i for i, s in enumerate(stages) if s.uses_model), default=-1)

@@ -70,7 +70,12 @@ def summary_table(manifest: dict[str, Any]) -> str:
                 f"{manifest.get('task_cpu_seconds', {}).get(task, 0.0):.1f}",
             )
         )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return text_table(lines)
+
+
+def text_table(lines: list[tuple[str, ...] | list[str]]) -> str:
+    """A header line, a rule and the rest, in columns: the first left-aligned, the others right."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     fmt = lambda line: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))  # noqa: E731
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(lines[0]), rule, *map(fmt, lines[1:])])

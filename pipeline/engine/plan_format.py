@@ -22,8 +22,9 @@ def _num(x: float | None, digits: int = 3) -> str:
 def format_plan(plan: PoolPlan) -> str:
     w = max(len("pool"), *(len(p.label) for p in plan.pools)) + 2 if plan.pools else 6
     tw = min(28, max(len("tasks"), *(len(_tasks(p)) for p in plan.pools)) + 2) if plan.pools else 7
+    lw = max(24, *(len("+".join(p.loads)) + 2 for p in plan.pools)) if plan.pools else 24
     header = (
-        f"{'pool':{w}}{'tasks':{tw}}{'loads':24}{'actors':>6}{'gpu/actor':>10}{'GPUs':>6}{'need':>8}{'have':>8}  fits"
+        f"{'pool':{w}}{'tasks':{tw}}{'loads':{lw}}{'actors':>6}{'gpu/actor':>10}{'GPUs':>6}{'need':>8}{'have':>8}  fits"
         f"{'rows/in':>8}{'GPU-s/row':>10}{'GPU-s/in':>9}{'rows/s':>8}{'busy':>6}"
     )
     lines = [header, "-" * len(header)]
@@ -34,7 +35,7 @@ def format_plan(plan: PoolPlan) -> str:
         need = "?" if p.need_gb is None else f"{p.need_gb:.1f}G"
         busy = f"{rate * p.work / p.gpus:.0%}" if p.gpus > 0 and p.work > 0 else "-"
         lines.append(
-            f"{p.label:{w}}{tasks:{tw}}{'+'.join(p.loads):24}{p.actors:>6}{p.share:>10g}{round(p.gpus, 2):>6g}{need:>8}{p.have_gb:>7.1f}G  {'yes ' if p.fits else 'NO  '}"
+            f"{p.label:{w}}{tasks:{tw}}{'+'.join(p.loads):{lw}}{p.actors:>6}{p.share:>10g}{round(p.gpus, 2):>6g}{need:>8}{p.have_gb:>7.1f}G  {'yes ' if p.fits else 'NO  '}"
             f"{_num(p.rows):>8}{_num(p.seconds_per_row):>10}{_num(p.work):>9}{_num(rate * p.rows):>8}{busy:>6}"
         )
     held = plan.held

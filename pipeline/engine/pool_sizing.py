@@ -48,6 +48,8 @@ class Pool:
     actors: int = 1
     share: float = 0.0
     have_gb: float = 0.0
+    costs: dict[str, Cost] = field(default_factory=dict)  # by cost-table key; two where tasks use different weights
+    seconds_by_task: dict[str, float] = field(default_factory=dict)  # each task's rows' cost; else seconds_per_row
 
     @property
     def gpus(self) -> float:
@@ -127,7 +129,7 @@ class PoolPlan:
         """The GPU work (whole-GPU seconds) one of the task's candidates costs across the pools."""
         if not self.candidates.get(task):
             return None
-        work = sum((p.seconds_per_row or 0.0) * p.rows_by_task.get(task, 0.0) for p in self.pools)
+        work = sum(p.seconds_by_task.get(task, p.seconds_per_row or 0.0) * p.rows_by_task.get(task, 0.0) for p in self.pools)
         return work / self.candidates[task]
 
 

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 from pipeline.core import config as config_mod
 from pipeline.core.inputs import iter_records, reach_input
+from pipeline.core.model_lock import verify_models
+from pipeline.core.models import registry
 from pipeline.core.run_dir import RunDir, atomic_write
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
@@ -117,8 +119,12 @@ def _stream(ds, units: int, progress: bool, stats: dict[str, Any], started_at: f
 
 
 def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
-    """Tiny twins are built here, once, before any actor wants them."""
-    ensure_tiny(cfg, sorted({family for stage in stages for family in stage.loads}), log=log)
+    """Tiny twins are built here, once, before any actor wants them; registry weights are
+    checked against the model lock here, before any actor loads them."""
+    families = sorted({family for stage in stages for family in stage.loads})
+    ensure_tiny(cfg, families, log=log)
+    entries = registry()
+    verify_models(cfg, {family: entries[family].ref for family in families}, log=log)
 
 
 def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) -> RunResult:

@@ -1,7 +1,7 @@
 """A run's stages, top to bottom, built in one place: what every row passes through.
 
     decode -> split by task -> each task's recipe (merged: a model two tasks share is one pool)
-    -> common gates -> model gates (seed profiles) -> judge -> PNG encode -> write shards
+    -> common gates -> model gates (seed profiles) -> captioner -> judge -> PNG encode -> write shards
 
 `python -m pipeline stages` prints this list. The engine's own steps (the split and the shard
 writer) are in it as stages too, so the list says everything, resources included."""
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from filters.caption.stage import make_caption_stage
 from filters.common_gates import CommonGatesStage
 from filters.judge.stage import make_judge_stage
 from filters.model_gates import model_gate_stages
@@ -34,6 +35,15 @@ def judge_stage(cfg: dict[str, Any]) -> Stage:
         raise config_mod.ConfigError(str(exc)) from None
 
 
+def caption_stage(cfg: dict[str, Any]) -> Stage:
+    """After every gate, so no model time goes to rows the gates rejected; before the judge, which
+    judges the instruction the captioner wrote."""
+    try:
+        return make_caption_stage(cfg)
+    except ValueError as exc:
+        raise config_mod.ConfigError(str(exc)) from None
+
+
 def build_stage_list(cfg: dict[str, Any], recipes: list[Stage] | None = None) -> list[Stage]:
     """Every stage of a run in order. `recipes` replaces the tasks' merged recipes, for library
     use and tests that run a chain of their own. With `gpu.auto_pools` (the gpu profile) the
@@ -45,6 +55,7 @@ def build_stage_list(cfg: dict[str, Any], recipes: list[Stage] | None = None) ->
         *(task_stages(cfg) if recipes is None else recipes),
         CommonGatesStage.from_config(cfg),
         *model_gate_stages(cfg),
+        caption_stage(cfg),
         judge_stage(cfg),
         EncodePng(),
         WriteShards(cfg["ray"]["writer_cpus"], cfg["ray"]["writers"]),

@@ -7,8 +7,6 @@ tasks' chains must meet."""
 
 from __future__ import annotations
 
-import copy
-
 from pipeline.core.stage import Stage
 
 
@@ -23,11 +21,6 @@ def merge_task_stages(per_task: list[list[Stage]]) -> list[Stage]:
                 merged.insert(cursor, stage)
                 cursor += 1
                 continue
-            shared = copy.copy(merged[found])
-            if shared.tasks is not None and stage.tasks is not None:
-                shared.tasks = tuple(sorted(set(shared.tasks) | set(stage.tasks)))
-            else:
-                shared.tasks = None
-            merged[found] = shared
+            merged[found] = merged[found].merged_with(stage)  # default: the union of the tasks
             cursor = found + 1
     return merged

@@ -11,6 +11,9 @@ import pyarrow as pa
 import yaml
 
 from pipeline.core import schema
+from pipeline.postrun.diversity import HEADER as DIVERSITY_HEADER
+from pipeline.postrun.diversity import Diversity
+from pipeline.postrun.diversity import table_rows as diversity_rows
 
 # Terms of the checkpoints the registry names; anything else is named with a request to check.
 MODEL_TERMS = {
@@ -117,10 +120,23 @@ def body(info: dict[str, Any]) -> str:
         parts += ["No model weights took part: the rows were made by classical methods.", ""]
     if info.get("backends"):
         parts += ["Classical backends used (no weights): " + ", ".join(sorted(info["backends"])) + ".", ""]
+    if info.get("diversity"):
+        parts += ["## Instructions", "", _instructions_text(info["diversity"]), "",
+                  _table(DIVERSITY_HEADER, diversity_rows(info["diversity"])), ""]
     parts += ["## Judge", "", _judge_text(info["judge"]), ""]
     parts += ["## Selection and thresholds", "", _table(("setting", "value"), sorted((k, v) for k, v in info["thresholds"].items())), ""]
     parts += ["`export_manifest.json` lists every file with its SHA-256.", ""]
     return "\n".join(parts)
+
+
+def _instructions_text(by_task: dict[str, dict[str, Any]]) -> str:
+    rows = sum(d["rows"] for d in by_task.values())
+    mllm = sum(round(d["rows"] * (d["mllm_share"] or 0)) for d in by_task.values())
+    return (f"{mllm} of {rows} rows have instructions a multimodal model wrote after looking at the source, the target "
+            "and the edit (`instruction_source` = mllm; every register is in `instructions`, captions in "
+            "`source_caption` and `target_caption`); the others keep a template instruction. Per task: the share of "
+            "each, the share of distinct English instructions, distinct-1 and distinct-2 over English words, and "
+            "the mean length (English in words, Chinese in characters).")
 
 
 def _judge_text(judge: dict[str, Any]) -> str:
@@ -151,6 +167,7 @@ def summarise_rows(rows: list[dict[str, Any]], acc: dict[str, Any]) -> None:
                         gen["revisions"].add(str(revision))
             if record.get("backend"):
                 acc["backends"].add(str(record["backend"]))
+        acc["diversity"].add_rows([row])
         judge = schema.loads(row.get("judge"))
         acc["judge"]["states"][judge.get("state") or "none"] += 1
         if judge.get("state") == "scored" and judge.get("model"):
@@ -164,6 +181,7 @@ def new_summary() -> dict[str, Any]:
     return {
         "task_counts": Counter(), "licenses": Counter(), "generators": {}, "backends": set(),
         "judge": {"states": Counter(), "models": set(), "prompt_hashes": set()},
+        "diversity": Diversity(schema.CANDIDATE_STATUSES),  # every exported row
     }
 
 
@@ -175,6 +193,7 @@ def finish_summary(acc: dict[str, Any]) -> dict[str, Any]:
         "backends": sorted(acc["backends"]),
         "judge": {"states": dict(acc["judge"]["states"]), "models": sorted(acc["judge"]["models"]),
                   "prompt_hashes": sorted(acc["judge"]["prompt_hashes"])},
+        "diversity": acc["diversity"].result(),
     }
 
 

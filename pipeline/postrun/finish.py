@@ -3,7 +3,6 @@ wrote: the selection (the kept 1 in 20) and the HTML report."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -11,14 +10,15 @@ from pipeline.engine.runner import RunResult, run_shards, write_stats
 
 
 def finish_run(result: RunResult, cfg: dict[str, Any]) -> RunResult:
-    """Selection, then the report. The selection reads only score columns and skips itself when
+    """Selection, the instructions' diversity (into the manifest), then the report. The selection reads only score columns and skips itself when
     nothing changed, so a resumed run that had finished costs little here."""
+    from pipeline.postrun.diversity import merge_into_manifest
     from pipeline.postrun.selection import select_run
 
     start = time.perf_counter()
     stats = dict(result.stats)
     stats["selection"] = select_run(result.run_dir, cfg)
-    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    manifest = merge_into_manifest(result.run_dir, cfg)
     if cfg["run"]["report"]:
         from pipeline.postrun.report import write_report
 

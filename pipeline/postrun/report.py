@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.postrun.contact_sheet import mask_overlay
+from pipeline.postrun.diversity import HEADER as DIVERSITY_HEADER
+from pipeline.postrun.diversity import table_rows as diversity_rows
 from pipeline.postrun.report_html import (
     bar_chart,
     card,
@@ -209,6 +211,11 @@ def _index(run_dir: Path, out: Path, nav: str, tasks: list[str], rows: list[dict
     for task, funnel in sorted(manifest.get("funnel", {}).items()):
         steps = [(k, funnel.get(k, 0)) for k in ("generated", "passed_all_gates", "judged", "ranked", "kept") if k in funnel]
         parts.append(bar_chart(f"{task} (ranked by {funnel.get('score_kind', '?')})", steps))
+    diversity = manifest.get("instruction_diversity")
+    if diversity:
+        parts.append(f"<h2>Instruction diversity</h2><p>over the {esc(' and '.join(diversity['over']))} rows; mllm and template are "
+                     "shares of rows, unique the share of distinct English instructions, distinct-n over English words</p>")
+        parts.append(table(list(DIVERSITY_HEADER), diversity_rows(diversity["tasks"])))
     parts.append("<h2>Score histograms</h2><div class='hists'>")
     parts += [histogram_svg(task, scores.get(task, [])) for task in tasks]
     parts.append("</div><h2>Models and versions seen (sampled rows)</h2>")

@@ -151,6 +151,7 @@ def card(row: dict[str, Any], thumbs: dict[str, str], score: float | None, selec
         f"{imgs}<div><b>{esc(status)}</b>{' · kept' if selected else ''} · <code>{esc(row.get('sample_id'))}</code>"
         f" · {esc(row.get('source_uri'))}</div>"
         f"<div>EN: {esc(row.get('instruction_en'))}</div><div>ZH: {esc(row.get('instruction_zh'))}</div>"
+        f"<div>instruction by: {esc(row.get('instruction_source') or '-')} ({esc(row.get('instruction_register') or '-')})</div>"
         f"<div>reason: {esc(row.get('reason') or '-')}</div>"
         f"<div>gate_score: {esc(scores.get('gate_score'))} · judge: {esc(judge_text or '-')}</div>"
         f"<details><summary>gates</summary>{_gates_table(scores)}</details></div>"

@@ -3,7 +3,12 @@ pixels; also OCR with regions and detailed captions for the tasks that need them
 
 The model loads through transformers' own `Florence2ForConditionalGeneration` (safetensors, no
 remote code). Everything after generation is plain functions over strings, so tests feed them
-hand-written model outputs."""
+hand-written model outputs.
+
+Usage checked against transformers' docs/source/en/model_doc/florence2.md (the AutoModel example:
+`generate(**inputs, max_new_tokens=1024, num_beams=3)`, `batch_decode(..., skip_special_tokens=False)`,
+then `post_process_generation(text, task=, image_size=)`); `model_stages.florence2` keeps those
+numbers on the gpu profile, since 256 new tokens cut a busy `<OD>` or OCR answer short."""
 
 from __future__ import annotations
 

@@ -5,7 +5,12 @@ should become, answered as JSON.
 the text in the user turn). The stage accepts any function with the same signature, so an
 OpenAI-compatible server (`OpenAIChatClient.generate`) or a test's scripted replies can stand in.
 A reply that is not valid JSON for the schema gets one retry with a stricter prompt; after that
-the row keeps whatever choice it already had and the fallback is recorded. Nothing is invented."""
+the row keeps whatever choice it already had and the fallback is recorded. Nothing is invented.
+
+Usage checked against transformers' models/qwen2_5_vl/modeling_qwen2_5_vl.py (the
+`Qwen2_5_VLForConditionalGeneration.forward` example for Qwen/Qwen2.5-VL-7B-Instruct): an image
+entry before the text in the user turn, `apply_chat_template(add_generation_prompt=True)`, and
+only the new tokens decoded with `skip_special_tokens=True`."""
 
 from __future__ import annotations
 

@@ -4,7 +4,18 @@ the same `mask:<i>` blobs so either stage can feed the next.
 Why transformers' `Sam2Model`/`Sam2Processor` and not the `sam2` package: the package compiles a
 CUDA extension (or needs SAM2_BUILD_CUDA=0), loads checkpoints through hydra configs, and needs
 patching for inputs other than 1024 px, while the transformers classes load the released
-checkpoints with `from_pretrained` (safetensors, no remote code) and run unchanged on a CPU."""
+checkpoints with `from_pretrained` (safetensors, no remote code) and run unchanged on a CPU.
+
+Box prompts ask for one mask (`multimask_output=False`). Checked against the SAM-2 repo
+(facebookresearch/sam2 at 2b90b9f): `SAM2ImagePredictor.predict` (sam2/sam2_image_predictor.py,
+lines 261-266) says three masks help "ambiguous input prompts (such as a single click)" while "for
+non-ambiguous prompts, such as multiple input prompts, multimask_output=False can give better
+results"; a box is such a prompt. The three multimask tokens are trained to split an ambiguous
+click into part, object and group, so keeping the highest predicted IoU among them can return a
+part of the boxed object. Nothing is lost: with one output the decoder still falls back to the
+best multimask candidate when the single mask is unstable (`dynamic_multimask_via_stability`:
+sam2/build_sam.py lines 85 and 123 turn it on for inference; transformers' Sam2MaskDecoder, in
+models/sam2/modeling_sam2.py, does the same and its config defaults it to True)."""
 
 from __future__ import annotations
 
@@ -31,15 +42,6 @@ def xywh_to_xyxy(box: list[float]) -> list[float]:
     return [x, y, x + w, y + h]
 
 
-def choose_best_masks(pred_masks: torch.Tensor, iou_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per box, the candidate with the highest predicted IoU.
-    pred_masks (boxes, candidates, h, w), iou_scores (boxes, candidates)
-    -> masks (boxes, 1, h, w), chosen index and its score per box."""
-    best = iou_scores.argmax(dim=-1)
-    rows = torch.arange(pred_masks.shape[0], device=pred_masks.device)
-    return pred_masks[rows, best].unsqueeze(1), best, iou_scores[rows, best]
-
-
 def predict_box_masks(
     sam: Sam2, images: list[np.ndarray], boxes_xyxy: list[list[list[float]]], mask_threshold: float = 0.0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -61,11 +63,11 @@ def predict_box_masks(
             out = sam.model(
                 image_embeddings=[level[i : i + 1] for level in embeddings],
                 input_boxes=prompt["input_boxes"].to(sam.device),
-                multimask_output=True,
+                multimask_output=False,  # a box is not ambiguous: see the module docstring
             )
-            chosen, _, scores = choose_best_masks(out.pred_masks[0], out.iou_scores[0])
-            masks = sam.processor.post_process_masks([chosen.float().cpu()], [size], mask_threshold=mask_threshold)[0]
-            results.append((masks[:, 0].numpy(), scores.float().cpu().numpy()))
+            # (boxes, 1, h, w) low-resolution logits and (boxes, 1) predicted IoU
+            masks = sam.processor.post_process_masks([out.pred_masks[0].float().cpu()], [size], mask_threshold=mask_threshold)[0]
+            results.append((masks[:, 0].numpy(), out.iou_scores[0, :, 0].float().cpu().numpy()))
     return results
 
 

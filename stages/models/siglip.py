@@ -3,7 +3,12 @@ plays in the seed (RAM ships no installable package). SigLIP scores every tag of
 vocabulary independently with a sigmoid, so several tags can be present at once.
 
 The stage only needs something that follows the `Tagger` protocol; a RAM backend can be added
-beside `SiglipTagger` without touching the stage."""
+beside `SiglipTagger` without touching the stage.
+
+Usage checked against transformers' models/siglip/modeling_siglip.py (`get_text_features`
+example: `padding="max_length"`, "as that's how the model was trained"; sigmoid of the scaled
+logits plus bias, as `SiglipModel.forward` computes them). In transformers 5 `get_*_features`
+return an output whose `.pooler_output` is the embedding (hence transformers>=5.0)."""
 
 from __future__ import annotations
 

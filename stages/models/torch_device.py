@@ -1,20 +1,38 @@
 """Where a model runs and at what precision, decided one way for every adapter: CUDA in bfloat16
 when a GPU is present, else the CPU in float32 (bfloat16 on a CPU is slow and loses accuracy).
+`PIPELINE_TORCH_DTYPE=bfloat16` (or float32) overrides the precision, so the CPU tests can run
+every stage's twin the way the gpu profile runs it.
 
 torch is imported inside the functions so that importing an adapter stays cheap."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
+
+DTYPE_ENV = "PIPELINE_TORCH_DTYPE"
+DTYPES = ("bfloat16", "float16", "float32")
+
+
+def dtype_for(device: Any):
+    """The precision models run in on `device`: PIPELINE_TORCH_DTYPE, else bfloat16 on CUDA and
+    float32 on the CPU."""
+    import torch
+
+    wanted = os.environ.get(DTYPE_ENV)
+    if wanted:
+        if wanted not in DTYPES:
+            raise ValueError(f"{DTYPE_ENV}={wanted!r}: use one of {', '.join(DTYPES)}")
+        return getattr(torch, wanted)
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
 def device_and_dtype():
     """(torch.device, torch.dtype) for this machine."""
     import torch
 
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
-    return torch.device("cpu"), torch.float32
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    return device, dtype_for(device)
 
 
 def dtype_name(dtype: Any) -> str:

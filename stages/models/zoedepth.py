@@ -1,4 +1,9 @@
-"""Metric depth with ZoeDepth, kept on the row as a 16-bit PNG blob for the depth ControlNet."""
+"""Metric depth with ZoeDepth, kept on the row as a 16-bit PNG blob for the depth ControlNet.
+
+Usage checked against transformers' models/zoedepth/modeling_zoedepth.py
+(`ZoeDepthForDepthEstimation.forward` example, Intel/zoedepth-nyu-kitti): the image processor,
+one forward pass, then `post_process_depth_estimation(outputs, source_sizes=...)` back to each
+image's size, in metres. How the depth ControlNet wants depth drawn is in sd3_controlnet.py."""
 
 from __future__ import annotations
 
