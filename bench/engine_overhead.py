@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 
+import cv2
 import numpy as np
 from pathlib import Path
 from typing import Any, Callable
@@ -111,7 +112,8 @@ MASK_MODES = ("1", "L", "I", "I;16", "F")
 
 class _Counter:
     """Counts PNG decodes (PIL ImageFile.load with tiles left to decode: a real decode, not a
-    header probe) and encodes (PIL Image.save), and NPY ones (numpy.load, numpy.save: the
+    header probe) and encodes (PIL Image.save, and OpenCV's imencode, which writes the PNG of
+    `image_io.encode_png`), and NPY ones (numpy.load, numpy.save: the
     in-flight form), in this process, split into RGB and mask-like (single-channel) images."""
 
     def __init__(self):
@@ -151,7 +153,12 @@ class _Counter:
             counter.npy_encodes[npy_kind(array)] += 1
             return counter._np_save(file, array, *a, **k)
 
+        def imencode(ext, array, *a, **k):
+            counter.encodes[npy_kind(array)] += 1
+            return counter._imencode(ext, array, *a, **k)
+
         ImageFile.ImageFile.load, Image.Image.save = load, save
+        self._imencode, cv2.imencode = cv2.imencode, imencode
         self._np_load, self._np_save = np.load, np.save
         np.load, np.save = np_load, np_save
         return self
@@ -160,6 +167,7 @@ class _Counter:
         from PIL import Image, ImageFile
 
         ImageFile.ImageFile.load, Image.Image.save = self._load, self._save
+        cv2.imencode = self._imencode
         np.load, np.save = self._np_load, self._np_save
 
 
