@@ -118,7 +118,7 @@ def test_tiny_recipe_feeds_depth_mask_and_material_prompt_to_the_depth_controlne
     calls = record_pipeline_calls(controlnet.pipe, monkeypatch)
     seen = []
     original = controlnet.control_image
-    monkeypatch.setattr(controlnet, "control_image", lambda row, src: seen.append(read_depth(row)) or original(row, src))
+    monkeypatch.setattr(controlnet, "control_image", lambda row, src, control: seen.append(read_depth(row)) or original(row, src, control))
     rgb = np.ascontiguousarray(skimage.data.coffee()[::4, ::4][:96, :144])
     row = pipeline_row(rgb, 0, TASK, work={"objects": [{"label": "cup", "bbox": [40, 5, 60, 70]}]})
     row["source_sha256"] = "ef" * 32
