@@ -50,7 +50,7 @@ def cmd_run(args) -> int:
 
     try:
         cfg = _run_config(args)
-        result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr))
+        result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr), check=args.check)
     except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
@@ -87,6 +87,8 @@ def cmd_status(args) -> int:
     if plan is None:
         print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
         return USAGE_ERROR
+    if args.check:
+        return _check(run)
     manifest = build_manifest(run, plan)
     done = len(plan["shards"]) - len(manifest["pending_shards"])
     print(f"run {run.root}: profile {plan['profile']}, tasks {', '.join(plan['tasks'])}, config {plan['config_hash']}")
@@ -94,6 +96,21 @@ def cmd_status(args) -> int:
     print(summary_table(manifest))
     print(json.dumps({"rows": manifest["rows"]}))
     return 0
+
+
+def _check(run) -> int:
+    """Every committed file re-hashed against its completion record; exit 1 when one differs."""
+    from pipeline.core.integrity import damaged_shards
+
+    committed = len(list(run.commits.glob("shard-*.json"))) if run.commits.exists() else 0
+    damaged = damaged_shards(run, full=True)
+    for shard, problems in damaged.items():
+        for problem in problems:
+            print(f"damaged: shard {shard}: {problem}")
+    intact = committed - len(damaged)
+    print(f"checked {committed} committed shard(s): {intact} intact, {len(damaged)} damaged"
+          + (" (rerun the same `run` command to regenerate them)" if damaged else ""))
+    return RUN_FAILED if damaged else 0
 
 
 def _plan_config(args) -> dict:
