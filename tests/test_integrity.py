@@ -10,8 +10,9 @@ import pytest
 
 from pipeline.cli.main import main
 from pipeline.core import config
-from pipeline.core.integrity import damaged_shards
+from pipeline.core.integrity import damaged_shards, uncommit
 from pipeline.core.run_dir import RunDir
+from pipeline.engine.runner import RunFailed
 from pipeline.postrun.finish import run_pipeline
 
 
@@ -86,3 +87,21 @@ def test_an_unreadable_completion_record_is_damage(run):
     finally:
         record.write_text(saved)
         json.loads(record.read_text())
+
+
+def test_a_write_that_fails_ends_the_run_with_one_line_and_a_manifest(run):
+    """Through the writer actors: a folder where the shard's file goes, so its rename fails."""
+    cfg, rundir = run
+    shard = _candidate_shard(rundir)
+    uncommit(rundir, int(shard.stem.split("-")[1]))
+    shard.mkdir()
+    with pytest.raises(RunFailed) as caught:
+        run_pipeline(cfg, log=lambda m: None)
+    message = str(caught.value)
+    assert f"candidates/{shard.name}: Is a directory (errno 21)" in message and "\n" not in message
+    manifest = json.loads(rundir.manifest_file.read_text())
+    assert manifest["complete"] is False and manifest["pending_shards"]
+    assert json.loads((rundir.stats / "run.json").read_text())["pending_shards_at_start"] == 1
+    assert not list(rundir.root.rglob("*.tmp"))
+    shard.rmdir()
+    assert run_pipeline(cfg, log=lambda m: None).manifest["complete"]

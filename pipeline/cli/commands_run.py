@@ -57,6 +57,11 @@ def cmd_run(args) -> int:
     except RunFailed as exc:
         print(f"run failed: {exc}", file=sys.stderr)
         return RUN_FAILED
+    except OSError as exc:  # the driver's own files (the plan, the manifest, the report): disk full, permission
+        from pipeline.engine.failures import describe
+
+        print(f"run failed: {describe(exc)}", file=sys.stderr)
+        return RUN_FAILED
     print_summary(result)
     diversity = result.manifest.get("instruction_diversity")
     if diversity and diversity["tasks"]:

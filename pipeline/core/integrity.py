@@ -8,6 +8,7 @@ regenerates it, and the commands that read a run refuse it (`DamagedRun`)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -39,6 +40,8 @@ def file_problem(root: Path, entry: dict[str, Any], full: bool) -> str | None:
         size = path.stat().st_size
     except FileNotFoundError:
         return f"{entry['path']}: missing"
+    except OSError as exc:
+        return f"{entry['path']}: cannot be read ({exc.strerror or exc})"
     if entry.get("bytes") is not None and size != entry["bytes"]:
         return f"{entry['path']}: {size} bytes, its completion record says {entry['bytes']}"
     try:
@@ -78,7 +81,8 @@ def uncommit(run: RunDir, shard: int) -> None:
     then the shard's files, so no reader globbing `candidates/` meets the damaged one."""
     run.commit_record(shard).unlink(missing_ok=True)
     for folder in (run.candidates, run.errors):
-        (folder / f"{shard_name(shard)}.parquet").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # one that stays is overwritten by the regenerated shard
+            (folder / f"{shard_name(shard)}.parquet").unlink(missing_ok=True)
 
 
 def require_intact(root: Path, full: bool = True) -> None:

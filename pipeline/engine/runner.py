@@ -3,6 +3,7 @@ write the manifest; and the summary printed at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
@@ -19,6 +20,7 @@ from pipeline.core.model_lock import verify_models
 from pipeline.core.models import registry
 from pipeline.core.run_dir import RunDir, atomic_write, shard_name
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
+from pipeline.engine.failures import describe, os_error_of
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
 from pipeline.engine.resource_check import NotEnoughResources, check_fits
 from pipeline.engine.stage_list import build_stage_list
@@ -168,6 +170,12 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
         try:
             ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus)
             _stream(ds, sum(units.values()), cfg["run"]["progress"], stats, started_at)
+        except Exception as exc:  # a write that failed (disk full, permission, folder gone): one line, not a traceback
+            error = os_error_of(exc)
+            if error is None:
+                raise
+            _record_failure(run, plan, stats, t0)
+            raise RunFailed(f"{describe(error)}; committed shards are kept, rerun the same command once it is fixed") from None
         finally:
             for writer in writers:  # the plan keeps handles to them: they would hold their CPUs on a shared Ray
                 ray.kill(writer)
@@ -182,6 +190,17 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
             "rerun the same command to finish them"
         )
     return RunResult(run.root, manifest, stats)
+
+
+def _record_failure(run: RunDir, plan: dict[str, Any], stats: dict[str, Any], t0: float) -> None:
+    """The manifest (complete: false) and the run stats, where the run folder still takes them."""
+    if not run.plan_file.exists():  # the folder vanished: writing would recreate a stray one
+        return
+    stats["seconds"] = round(time.perf_counter() - t0, 2)
+    with contextlib.suppress(OSError):
+        write_manifest(run, build_manifest(run, plan))
+    with contextlib.suppress(OSError):
+        write_stats(run.root, stats)
 
 
 def _uncommit_damaged(run: RunDir, full: bool, log) -> list[int]:
