@@ -51,6 +51,8 @@ def test_truncated_shard_is_found_refused_and_regenerated(run, capsys):
     shard = _candidate_shard(rundir)
     _truncate(shard)
     assert list(damaged_shards(rundir)) == [int(shard.stem.split("-")[1])]  # the cheap check sees it
+    assert main(["status", str(rundir.root)]) == 0
+    assert "incomplete" in capsys.readouterr().out
     assert main(["status", str(rundir.root), "--check"]) == 1
     assert f"damaged: shard {int(shard.stem.split('-')[1])}: candidates/{shard.name}" in capsys.readouterr().out
     for argv in (["export", str(rundir.root), "--to", str(rundir.root.parent / "exp")], ["select", str(rundir.root)], ["report", str(rundir.root)]):

@@ -94,10 +94,16 @@ def cmd_status(args) -> int:
         return USAGE_ERROR
     if args.check:
         return _check(run)
+    from pipeline.core.integrity import damaged_shards
+
     manifest = build_manifest(run, plan)
-    done = len(plan["shards"]) - len(manifest["pending_shards"])
+    damaged = damaged_shards(run)  # the cheap check (size, footer): a damaged shard is not complete
+    done = len(plan["shards"]) - len(manifest["pending_shards"]) - len(damaged)
     print(f"run {run.root}: profile {plan['profile']}, tasks {', '.join(plan['tasks'])}, config {plan['config_hash']}")
-    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if manifest['complete'] else 'incomplete: rerun to finish'})")
+    complete = manifest["complete"] and not damaged
+    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if complete else 'incomplete: rerun to finish'})")
+    for shard, problems in damaged.items():
+        print(f"damaged: shard {shard}: {'; '.join(problems)}")
     print(summary_table(manifest))
     print(json.dumps({"rows": manifest["rows"]}))
     return 0
