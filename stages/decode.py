@@ -29,6 +29,7 @@ class DecodeLimits:
     min_side: int = 64
     max_aspect: float = 4.0
     max_pixels: int = 89_478_485
+    max_bytes: int | None = None  # an input larger than this is refused before it is read
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 from pipeline.core import schema
 from pipeline.core.image_io import encode_image, encode_png
+from pipeline.core.input_guard import UnsafeInput, check_local
 from pipeline.core.rows import mark, record_stage, update_work
 from pipeline.core.stage import Resources, Row, Stage
 from stages.decode import DecodeLimits, InputRefused, decode_image, scale_objects
@@ -42,8 +43,10 @@ class DecodeStage(Stage):
         if record["kind"] == "video":
             return self._video(row, record)
         try:
-            data = read_input_bytes(record, self.io)
-        except OSError as exc:
+            data = read_input_bytes(record, self.io, self.limits.max_bytes)
+        except UnsafeInput as exc:  # refused unread: nothing of it (not even a hash) is kept
+            return mark(row, schema.ERROR, f"decode: input refused: {exc}")
+        except (OSError, ValueError) as exc:
             return mark(row, schema.ERROR, f"decode: cannot read input: {exc}")
         row["source_sha256"] = hashlib.sha256(data).hexdigest()
         try:
@@ -70,6 +73,12 @@ class DecodeStage(Stage):
 
     def _video(self, row: Row, record: dict) -> Row:
         """A video's first frame stands as its source image; the motion recipe reads the frames."""
+        try:
+            check_local(record["path"], self.limits.max_bytes)
+        except UnsafeInput as exc:
+            return mark(row, schema.ERROR, f"decode: input refused: {exc}")
+        except OSError as exc:
+            return mark(row, schema.ERROR, f"decode: unreadable video: {exc}")
         try:
             info, first = probe_video(record["path"])
         except (OSError, ValueError) as exc:

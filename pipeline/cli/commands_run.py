@@ -50,12 +50,17 @@ def cmd_run(args) -> int:
 
     try:
         cfg = _run_config(args)
-        result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr))
+        result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr), check=args.check)
     except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except RunFailed as exc:
         print(f"run failed: {exc}", file=sys.stderr)
+        return RUN_FAILED
+    except OSError as exc:  # the driver's own files (the plan, the manifest, the report): disk full, permission
+        from pipeline.engine.failures import describe
+
+        print(f"run failed: {describe(exc)}", file=sys.stderr)
         return RUN_FAILED
     print_summary(result)
     diversity = result.manifest.get("instruction_diversity")
@@ -87,13 +92,36 @@ def cmd_status(args) -> int:
     if plan is None:
         print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
         return USAGE_ERROR
+    if args.check:
+        return _check(run)
+    from pipeline.core.integrity import damaged_shards
+
     manifest = build_manifest(run, plan)
-    done = len(plan["shards"]) - len(manifest["pending_shards"])
+    damaged = damaged_shards(run)  # the cheap check (size, footer): a damaged shard is not complete
+    done = len(plan["shards"]) - len(manifest["pending_shards"]) - len(damaged)
     print(f"run {run.root}: profile {plan['profile']}, tasks {', '.join(plan['tasks'])}, config {plan['config_hash']}")
-    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if manifest['complete'] else 'incomplete: rerun to finish'})")
+    complete = manifest["complete"] and not damaged
+    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if complete else 'incomplete: rerun to finish'})")
+    for shard, problems in damaged.items():
+        print(f"damaged: shard {shard}: {'; '.join(problems)}")
     print(summary_table(manifest))
     print(json.dumps({"rows": manifest["rows"]}))
     return 0
+
+
+def _check(run) -> int:
+    """Every committed file re-hashed against its completion record; exit 1 when one differs."""
+    from pipeline.core.integrity import damaged_shards
+
+    committed = len(list(run.commits.glob("shard-*.json"))) if run.commits.exists() else 0
+    damaged = damaged_shards(run, full=True)
+    for shard, problems in damaged.items():
+        for problem in problems:
+            print(f"damaged: shard {shard}: {problem}")
+    intact = committed - len(damaged)
+    print(f"checked {committed} committed shard(s): {intact} intact, {len(damaged)} damaged"
+          + (" (rerun the same `run` command to regenerate them)" if damaged else ""))
+    return RUN_FAILED if damaged else 0
 
 
 def _plan_config(args) -> dict:

@@ -7,9 +7,12 @@ commands_verify (verify) and models (models)."""
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from pipeline.cli import commands_data, commands_run, commands_verify, stages_list
 from pipeline.cli import models as models_cli
+from pipeline.cli.common import RUN_FAILED
 from pipeline.core import config as config_mod
 
 
@@ -30,6 +33,7 @@ def _add_run(sub) -> None:
     p.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key, e.g. run.shard_size=4")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--check", action="store_true", help="re-hash every committed shard before resuming (always: its size and Parquet footer)")
     p.add_argument("--allow-unlocked", action="store_true", help="run even when the registry model files do not match configs/models.lock")
     p.add_argument("--judge-url", help="OpenAI-compatible base URL of a served judge, e.g. http://host:8000/v1 (key: OPENAI_API_KEY)")
     p.add_argument("--judge-model", help="the served judge's model name")
@@ -44,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("tasks", help="list the task ids and aliases", description="List the task ids, aliases and implemented profiles.")
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
+    st.add_argument("--check", action="store_true", help="re-hash every committed file against its completion record; exit 1 when one differs")
     models_cli.add_parser(sub)
     stages_list.add_parser(sub)
     rp = sub.add_parser("report", help="write the HTML report of a run", description="A static HTML report: cards per task, funnel, histograms, errors, config.")
@@ -132,4 +137,26 @@ def main(argv: list[str] | None = None) -> int:
         "verify": commands_verify.cmd_verify,
         "stages": stages_list.cmd_stages,
     }
+    if args.command in READS_RUN:
+        return _reading_run(commands[args.command], args)
     return commands[args.command](args)
+
+
+READS_RUN = ("select", "export", "report", "verify", "sheet")
+
+
+def _reading_run(command, args) -> int:
+    """A command that reads a run's shards: refused (exit 1) when a committed file differs from
+    its completion record, and a file that still fails to read is one line, not a traceback."""
+    import pyarrow as pa
+
+    from pipeline.core.integrity import DamagedRun, require_intact
+
+    try:
+        require_intact(Path(args.run_dir))
+        return command(args)
+    except DamagedRun as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except (pa.ArrowException, OSError) as exc:
+        print(f"error: {args.command} {args.run_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return RUN_FAILED

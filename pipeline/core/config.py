@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from pipeline.core.input_guard import FOLLOW
+
 CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
 AUTO = "auto"
@@ -27,6 +29,10 @@ EXECUTION_KEYS = (
 # only size and schedule the work (a row's content never depends on them); the model lock is only
 # checked, the files it locks are what count; `io` says how to reach the input (endpoint,
 # timeouts), not what it is: `input.path` names that
+
+
+# string keys whose words read as YAML booleans: `follow_symlinks: false` means the word "false"
+WORD_KEYS = ("input.follow_symlinks",)
 
 
 class ConfigError(ValueError):
@@ -96,6 +102,8 @@ def _validated(schema: dict[str, Any], layer: dict[str, Any], where: str, prefix
         else:
             if isinstance(value, dict):
                 raise ConfigError(f"{where}: {dotted!r} is a single value, not a mapping")
+            if dotted in WORD_KEYS and isinstance(value, bool):
+                value = str(value).lower()
             out[key] = _check_value(f"{where}: {dotted}", default, value)
     return out
 
@@ -170,6 +178,8 @@ def _check_ranges(cfg: dict[str, Any]) -> None:
     need(size >= 64 and size % 16 == 0, "decode.working_size", "must be a multiple of 16, at least 64")
     need(cfg["decode"]["min_side"] >= 1, "decode.min_side", "must be at least 1")
     need(cfg["decode"]["max_aspect"] >= 1, "decode.max_aspect", "must be at least 1")
+    need(cfg["decode"]["max_bytes"] >= 1, "decode.max_bytes", "must be at least 1")
+    need(cfg["input"]["follow_symlinks"] in FOLLOW, "input.follow_symlinks", f"must be one of {', '.join(FOLLOW)}")
     need(cfg["input"]["format"] in INPUT_FORMATS, "input.format", f"must be one of {', '.join(INPUT_FORMATS)}")
     need(cfg["io"]["timeout_s"] > 0, "io.timeout_s", "must be positive")
     need(cfg["io"]["retries"] >= 1, "io.retries", "must be at least 1")

@@ -22,6 +22,7 @@ from pipeline.core.input_fields import (
     suffix,
     wanted_columns,
 )
+from pipeline.core.input_guard import inside
 
 BATCH = 4096
 URI_COLUMNS = ("uri", "image_uri", "path", "image_path", "url")
@@ -59,9 +60,8 @@ def parquet_image_records(pfile, fs, path: str, key: str, column: str, input_cfg
     light = wanted_columns(input_cfg, schema.names)
     columns = ([f"{column}.path"] if is_struct else []) + light
     row = 0
-    batches = pfile.iter_batches(columns=columns, batch_size=BATCH) if columns else _empty_batches(pfile)
-    for batch in batches:
-        values = batch.to_pylist()
+    batches = (b.to_pylist() for b in pfile.iter_batches(columns=columns, batch_size=BATCH)) if columns else _empty_batches(pfile)
+    for values in batches:
         for item in values:
             inner = (item.get(column) or {}).get("path") if is_struct else None
             yield {
@@ -77,18 +77,20 @@ def parquet_image_records(pfile, fs, path: str, key: str, column: str, input_cfg
             row += 1
 
 
-def _empty_batches(pfile) -> Iterator[pa.RecordBatch]:
-    # no light column to read: only the row count matters
+def _empty_batches(pfile) -> Iterator[list[dict]]:
+    # no light column to read: only the row count matters (a batch of no columns has no rows)
     for group in range(pfile.metadata.num_row_groups):
-        yield pa.RecordBatch.from_pylist([{}] * pfile.metadata.row_group(group).num_rows)
+        yield [{}] * pfile.metadata.row_group(group).num_rows
 
 
 def manifest_records(fs: fsspec.AbstractFileSystem, path: str, key: str, input_cfg: dict[str, Any], pfile=None) -> Iterator[dict[str, Any]]:
     """One record per row naming an image: relative entries are resolved against the manifest's
     folder, on its filesystem; the entry as written is the record's key. A row without a URI,
-    or a JSONL line that does not parse, is one record with a `problem` (an error row)."""
+    a JSONL line that does not parse, or (for a local manifest, unless input.follow_symlinks is
+    `all`) a local path outside the manifest's folder is one record with a `problem` (an error row)."""
     uri = full_uri(fs, path)
     base = uri.rsplit("/", 1)[0] if "/" in uri else "."
+    contained = not is_remote(uri) and input_cfg.get("follow_symlinks", "inside") != "all"
     column = input_cfg.get("uri_column")
     for row, item in enumerate(_manifest_rows(fs, path, pfile)):
         if isinstance(item, Exception):
@@ -103,6 +105,9 @@ def manifest_records(fs: fsspec.AbstractFileSystem, path: str, key: str, input_c
             continue
         entry = str(entry)
         target = entry if "://" in entry or os.path.isabs(entry) else f"{base}/{entry}"
+        if contained and not is_remote(target) and not inside(_local_path(target), _local_path(base)):
+            yield _bad_row(key, uri, row, f"manifest {uri}: row {row} names {entry}, outside the manifest's folder (input.follow_symlinks: all allows it)")
+            continue
         record = {"key": entry, "uri": target, "kind": "file", "path": target, **described(item, input_cfg)}
         if column == "url":
             record.setdefault("url", entry)
@@ -111,6 +116,10 @@ def manifest_records(fs: fsspec.AbstractFileSystem, path: str, key: str, input_c
             if is_remote(target):
                 record["problem"] = "videos are read from local files only (OpenCV reads their frames)"
         yield record
+
+
+def _local_path(uri: str) -> str:
+    return uri.split("://", 1)[1] if "://" in uri else uri
 
 
 def _bad_row(key: str, uri: str, row: int, reason: str) -> dict[str, Any]:

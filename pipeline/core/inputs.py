@@ -10,7 +10,10 @@ What a folder (local or on a store) holds, by file name: images and videos are o
 files with an image column are one input per row, and those without one are passed over
 (img2dataset writes a metadata `.parquet` beside each tar). A single `.parquet` without an image
 column, a `.csv` or a `.jsonl` is a manifest of image URIs (`input.format: manifest` says so for a
-folder of them)."""
+folder of them).
+
+A local folder is read only where it stays inside (`pipeline.core.input_guard`): a symlink out of
+it, a FIFO, a device or a socket becomes one error row naming the reason, and is never opened."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from pipeline.core.filesystems import (
     probe,
 )
 from pipeline.core.input_fields import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, suffix
+from pipeline.core.input_guard import refusal
 from pipeline.core.input_tables import (
     MANIFEST_SUFFIXES,
     image_column,
@@ -63,10 +67,20 @@ def _file_record(key: str, uri: str) -> dict[str, Any]:
     return record
 
 
-def _records_of_file(fs, path: str, key: str, input_cfg: dict[str, Any], in_folder: bool) -> Iterator[dict[str, Any]]:
-    """The inputs one file holds (none for a file a folder passes over)."""
+def _records_of_file(fs, path: str, key: str, input_cfg: dict[str, Any], root: str | None) -> Iterator[dict[str, Any]]:
+    """The inputs one file holds (none for a file a folder passes over). `root`: the folder it
+    was listed in, None for a file named by the user."""
     ext = suffix(path)
     uri = full_uri(fs, path)
+    in_folder = root is not None
+    why = None if is_remote(uri) else refusal(path, root, input_cfg.get("follow_symlinks", "inside"))
+    if why and not in_folder:
+        raise InputError(f"input {input_cfg['path']}: {why}")
+    if why:  # one error row, so the report names it; nothing is opened
+        manifest = input_cfg.get("format") == "manifest" and ext in MANIFEST_SUFFIXES
+        if ext in IMAGE_EXTENSIONS or ext in VIDEO_EXTENSIONS or ext in (".tar", ".parquet") or manifest:
+            yield {"key": key, "uri": uri, "kind": _kind(uri), "path": uri, "problem": f"refused: {why}"}
+        return
     if input_cfg.get("format") == "manifest":
         if ext in MANIFEST_SUFFIXES:
             yield from manifest_records(fs, path, key, input_cfg)
@@ -101,9 +115,9 @@ def _raw_records(input_cfg: dict[str, Any], io_cfg: dict[str, Any] | None) -> It
     try:
         if info["type"] == "directory":
             for listed in iter_files(fs, root):
-                yield from _records_of_file(fs, listed.path, listed.key, input_cfg, in_folder=True)
+                yield from _records_of_file(fs, listed.path, listed.key, input_cfg, root)
         else:
-            yield from _records_of_file(fs, root, PurePosixPath(root).name, {**input_cfg, "path": spec}, in_folder=False)
+            yield from _records_of_file(fs, root, PurePosixPath(root).name, {**input_cfg, "path": spec}, None)
     except Exception as exc:  # the store failed half-way through the listing: the plan is redone on the rerun
         if isinstance(exc, InputError) or not is_store_error(exc):
             raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -11,14 +12,21 @@ from typing import Any, Iterable, Iterator
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write under a temporary name, flush to disk, then rename: readers see all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write under a temporary name, flush to disk, then rename: readers see all or nothing. On
+    failure (disk full, permission denied) the temporary file is removed, so nothing half-written
+    is left to look like work, and the OSError names `path`, not the temporary name."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 PLAN_FILE_INPUTS = 4096  # inputs per plan file, in whole shards: a million inputs make 245 files, not 62,500

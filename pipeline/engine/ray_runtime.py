@@ -93,6 +93,9 @@ def quiet_ray_data() -> None:
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
+    # a task's own exception, not a UserCodeException that keeps it only as text: a writer's
+    # OSError (disk full) must reach the driver whole, to be named in one line (engine/failures.py)
+    ctx.raise_original_map_exception = True
     # its per-worker memory notes count each worker's imported libraries (torch, OpenCV) as
     # the operator's data; the run's own memory is bounded by the streaming plan
     detectors = getattr(ctx, "issue_detectors_config", None)

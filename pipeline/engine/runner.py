@@ -3,6 +3,7 @@ write the manifest; and the summary printed at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import sys
@@ -14,10 +15,12 @@ from typing import Any, Iterator
 
 from pipeline.core import config as config_mod
 from pipeline.core.inputs import iter_records, reach_input
+from pipeline.core.integrity import damaged_shards, uncommit
 from pipeline.core.model_lock import verify_models
 from pipeline.core.models import registry
-from pipeline.core.run_dir import RunDir, atomic_write
+from pipeline.core.run_dir import RunDir, atomic_write, shard_name
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
+from pipeline.engine.failures import describe, os_error_of
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
 from pipeline.engine.resource_check import NotEnoughResources, check_fits
 from pipeline.engine.stage_list import build_stage_list
@@ -127,7 +130,7 @@ def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
     verify_models(cfg, {family: entries[family].ref for family in families}, log=log)
 
 
-def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) -> RunResult:
+def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, check: bool = False) -> RunResult:
     """Run (or resume) the configured tasks until every shard is committed and the manifest is
     written. `task_stages` replaces the recipes' stages, for library use and tests that run a
     chain of their own. The post-run phases (selection, report) are `pipeline.postrun.finish`."""
@@ -139,8 +142,10 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
     resuming = run.read_plan() is not None
     plan_start = time.perf_counter()
     plan = _plan(run, cfg, log)
+    damaged = _uncommit_damaged(run, check, log) if resuming else []
     pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
     stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
+    stats["damaged_shards"] = damaged
     stats["plan_s"] = round(time.perf_counter() - plan_start, 2)
     if pending and resuming:
         # a resumed run lists nothing, but its workers will read the input: an unreachable store
@@ -165,6 +170,12 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
         try:
             ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus)
             _stream(ds, sum(units.values()), cfg["run"]["progress"], stats, started_at)
+        except Exception as exc:  # a write that failed (disk full, permission, folder gone): one line, not a traceback
+            error = os_error_of(exc)
+            if error is None:
+                raise
+            _record_failure(run, plan, stats, t0)
+            raise RunFailed(f"{describe(error)}; committed shards are kept, rerun the same command once it is fixed") from None
         finally:
             for writer in writers:  # the plan keeps handles to them: they would hold their CPUs on a shared Ray
                 ray.kill(writer)
@@ -179,6 +190,27 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None) 
             "rerun the same command to finish them"
         )
     return RunResult(run.root, manifest, stats)
+
+
+def _record_failure(run: RunDir, plan: dict[str, Any], stats: dict[str, Any], t0: float) -> None:
+    """The manifest (complete: false) and the run stats, where the run folder still takes them."""
+    if not run.plan_file.exists():  # the folder vanished: writing would recreate a stray one
+        return
+    stats["seconds"] = round(time.perf_counter() - t0, 2)
+    with contextlib.suppress(OSError):
+        write_manifest(run, build_manifest(run, plan))
+    with contextlib.suppress(OSError):
+        write_stats(run.root, stats)
+
+
+def _uncommit_damaged(run: RunDir, full: bool, log) -> list[int]:
+    """A committed shard whose files differ from its record (size and footer; every byte with
+    `full`) is made pending again, so this run regenerates it."""
+    damaged = damaged_shards(run, full)
+    for shard, problems in damaged.items():
+        log(f"warning: {shard_name(shard)} is damaged ({'; '.join(problems)}): regenerating it")
+        uncommit(run, shard)
+    return sorted(damaged)
 
 
 def write_stats(run_root: Path, stats: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ Parquet files under temporary names, renamed, then the completion record, writte
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import time
@@ -93,6 +94,8 @@ class ShardWriter:
         return list(progress.values())
 
     def commit(self, shard: int) -> int:
+        if not self.run.root.is_dir():  # writing would silently recreate a deleted run folder
+            raise FileNotFoundError(errno.ENOENT, "the run folder is gone", str(self.run.root))
         rows = [_finalise(r) for unit in self.buffers.pop(shard).values() for r in unit.values()]
         self.unit_rows.pop(shard, None)
         self.done_units.pop(shard, None)

@@ -28,7 +28,8 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> RunResult:
     return RunResult(result.run_dir, manifest, stats)
 
 
-def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None) -> RunResult:
+def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None, check: bool = False) -> RunResult:
     """Run (or resume) the configured tasks and finish the run. Raises `RunFailed` (after
-    writing the manifest) when a shard did not commit; nothing is selected then."""
-    return finish_run(run_shards(cfg, log, task_stages), cfg)
+    writing the manifest) when a shard did not commit; nothing is selected then. `check`:
+    re-hash the committed shards before resuming (their size and footer are always checked)."""
+    return finish_run(run_shards(cfg, log, task_stages, check), cfg)

@@ -1,0 +1,30 @@
+"""Turn a failed write (disk full, permission denied, a run folder that vanished) into one line
+naming the path and the cause. On a Ray cluster the OSError arrives wrapped (a task error inside
+a Ray Data error), so the chain of causes is searched for it."""
+
+from __future__ import annotations
+
+import os
+
+
+def os_error_of(exc: BaseException | None) -> OSError | None:
+    """The first OSError with an errno among `exc` and its causes (`cause` is Ray's, `__cause__`
+    and `__context__` Python's; Ray's wrapper classes may subclass OSError without an errno)."""
+    todo, seen = [exc], set()
+    while todo:
+        exc = todo.pop(0)
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc
+        todo += [getattr(exc, "cause", None), exc.__cause__, exc.__context__]
+    return None
+
+
+def describe(error: OSError) -> str:
+    """`PATH: cause (ENAME)`, as one line."""
+    name = os.strerror(error.errno) if error.errno else ""
+    cause = error.strerror or name or str(error)
+    code = f" (errno {error.errno})" if error.errno else ""
+    return f"{error.filename or '?'}: {cause}{code}"
