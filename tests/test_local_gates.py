@@ -4,42 +4,18 @@ blur and noise inside it are rejected; a clean recolour, a material swap and a r
 import cv2
 import numpy as np
 import pytest
-import skimage.data
 
-from filters.common_gates import CommonGatesStage
 from filters.local_gates import outside_window_change
 from filters.mask_change import dilate
-from pipeline.core import config, schema
+from pipeline.core import schema
 from pipeline.core.image_io import encode_png
-from stages.lab_recolor import recolor
-from stages.vocabulary import COLORS
 from tasks.material.swap import texture_swap
 from tasks.style.effects import RENDERERS
+from tests import test_common_gates as common
 
-CFG = config.load_config("cpu")
+stage, photo, cup_mask, recoloured = common.stage, common.photo, common.cup_mask, common.recoloured  # the same fixtures
+
 LOCAL = {"outside_window_change", "inside_sharpness_ratio", "inside_noise_increase", "inside_blockiness_increase"}
-
-
-@pytest.fixture(scope="module")
-def stage():
-    return CommonGatesStage.from_config(CFG)
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return np.ascontiguousarray(skimage.data.coffee()[::2, ::2])  # 200 x 300
-
-
-@pytest.fixture(scope="module")
-def cup_mask(photo):
-    mask = np.zeros(photo.shape[:2], bool)
-    mask[30:125, 100:190] = True
-    return mask
-
-
-@pytest.fixture(scope="module")
-def recoloured(photo, cup_mask):
-    return recolor(photo, cup_mask, COLORS["blue"][2], 0.3, 3)
 
 
 def _gates(stage, task, source, target, mask=None):
