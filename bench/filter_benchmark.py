@@ -13,8 +13,13 @@ Each is then damaged in every way that applies to it (the defects: bench/filter_
   wrong_colour  the object recoloured to a hue far from the stated one (colour edits)
   wrong_text    other words rendered in the same place and style (text edits)
 
+  noise_inside  the same noise inside the mask only: the edited object degraded (local edits)
+  blur_inside   the same blur inside the mask only (local edits)
+
 Every variant goes through its task gate and then the common gates; the report gives, per kind,
-the share rejected, and the share of the untouched good triplets kept.
+the share rejected, and the share of the untouched good triplets kept, for each split of the
+photos (SPLITS): thresholds are chosen on `tune` and reported on `held_out`; no photo is in both,
+and an `unrelated` target comes from a photo of the same split.
 
     python -m bench.filter_benchmark [--tasks a,b] [--severity standard|mild] [--out FILE]
 """
@@ -57,6 +62,16 @@ DEFAULT_TASKS = (
     "text_modification",
 )
 RESULTS = Path(__file__).resolve().parent / "results" / "filter_benchmark.json"
+# the bundled photos (pipeline.core.inputs.samples_dir) by file name
+SPLITS = {"tune": ("coffee.png", "rocket.jpg"), "held_out": ("astronaut.png", "chelsea.png", "motorcycle_left.png")}
+
+
+LOCAL_GATES = ("outside_window_change", "inside_sharpness_ratio", "inside_noise_increase", "inside_blockiness_increase")
+
+
+def split_of(row: Row) -> str:
+    name = Path(str(row.get("source_uri") or "")).name
+    return next((split for split, names in SPLITS.items() if name in names), "other")
 
 
 # ---- good triplets ---------------------------------------------------------------------------
@@ -129,14 +144,17 @@ def benchmark(tasks: tuple[str, ...] = DEFAULT_TASKS, severity: str = "standard"
         log(f"{task}: {len(made[task][0])} rows in {time.perf_counter() - t0:.1f}s")
     generated = time.perf_counter() - start
 
-    counts: dict[str, dict[str, Any]] = defaultdict(lambda: {"n": 0, "rejected": 0, "task_gate": 0, "common_gates": 0, "by_task": defaultdict(lambda: [0, 0])})
-    misses: list[dict[str, Any]] = []
+    new_counts = lambda: defaultdict(lambda: {"n": 0, "rejected": 0, "task_gate": 0, "common_gates": 0, "by_task": defaultdict(lambda: [0, 0])})  # noqa: E731
+    counts_by_split: dict[str, dict[str, dict[str, Any]]] = defaultdict(new_counts)
+    misses_by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    values_by_split: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for task, (rows, gate, erased) in made.items():
         good = [r for r in rows if r["status"] == schema.OK]
         variants: list[tuple[str, Row]] = []
         for row in good:
             variants.append(("good", fresh(row, decode_image(row["target_image"]["bytes"]), "good")))
-            for kind, target in plant(row, good, erased, cfg).items():
+            pool = [r for r in good if split_of(r) == split_of(row)]
+            for kind, target in plant(row, pool, erased, cfg).items():
                 variants.append((kind, fresh(row, target, kind)))
         judged = judge([v for _, v in variants], gate, common)
         by_id = {r["sample_id"]: r for r in judged}
@@ -144,6 +162,10 @@ def benchmark(tasks: tuple[str, ...] = DEFAULT_TASKS, severity: str = "standard"
         for kind, variant in variants:
             result = by_id[variant["sample_id"]]
             rejected = result["status"] != schema.OK
+            counts, misses = counts_by_split[split_of(variant)], misses_by_split[split_of(variant)]
+            for name, g in schema.loads(result.get("scores")).get("gates", {}).items():
+                if name in LOCAL_GATES:
+                    values_by_split[split_of(variant)][kind][name].append(g["value"])
             entry = counts[kind]
             entry["n"] += 1
             entry["rejected"] += rejected
@@ -154,9 +176,25 @@ def benchmark(tasks: tuple[str, ...] = DEFAULT_TASKS, severity: str = "standard"
             entry["by_task"][task][1] += rejected
             if rejected == (kind == "good"):
                 misses.append({"kind": kind, "task": task, "sample_id": variant["sample_id"], "reason": result.get("reason"), "edit": schema.loads(result.get("edit")).get("name") or schema.loads(result.get("edit")).get("style")})
-    report = _report(counts, misses, tasks, generated, time.perf_counter() - start)
-    report["severity"] = severity
-    return report
+    total = time.perf_counter() - start
+    splits = {}
+    for split in sorted(counts_by_split, key=lambda s: list(SPLITS).index(s) if s in SPLITS else len(SPLITS)):
+        splits[split] = {"photos": list(SPLITS.get(split, ())), **_report(counts_by_split[split], misses_by_split[split])}
+        splits[split]["local_gate_values"] = _spread(values_by_split[split])
+    return {
+        "profile": "cpu",
+        "gates": "task gate + common gates (pixel statistics); no judge, no model gates",
+        "tasks": list(tasks),
+        "severity": severity,
+        "defect_settings": {k: list(v) if isinstance(v, tuple) else v for k, v in SEVERITY.items()},
+        "splits": splits,
+        "seconds": {"generate": round(generated, 1), "total": round(total, 1)},
+    }
+
+
+def _spread(values: dict) -> dict[str, Any]:
+    """Per kind and local gate, the values' 0/5/50/95/100th percentiles: where a threshold can go."""
+    return {kind: {name: [round(float(q), 3) for q in np.percentile(v, [0, 5, 50, 95, 100])] for name, v in sorted(gates.items())} for kind, gates in values.items()}
 
 
 def _task_gate_names(rows: list[Row]) -> set[str]:
@@ -168,7 +206,7 @@ def _task_gate_names(rows: list[Row]) -> set[str]:
     return names
 
 
-def _report(counts, misses, tasks, generated_s, total_s) -> dict[str, Any]:
+def _report(counts, misses) -> dict[str, Any]:
     kinds: dict[str, Any] = {}
     for kind in ("good", *KINDS):
         if kind not in counts:
@@ -186,15 +224,10 @@ def _report(counts, misses, tasks, generated_s, total_s) -> dict[str, Any]:
         }
     defects = [k for k in kinds if k != "good"]
     return {
-        "profile": "cpu",
-        "gates": "task gate + common gates (pixel statistics); no judge, no model gates",
-        "tasks": list(tasks),
-        "defect_settings": {k: list(v) if isinstance(v, tuple) else v for k, v in SEVERITY.items()},
         "good_kept": kinds.get("good", {}).get("share_kept"),
         "min_share_rejected": min((kinds[k]["share_rejected"] for k in defects), default=None),
         "kinds": kinds,
         "misses": misses,
-        "seconds": {"generate": round(generated_s, 1), "total": round(total_s, 1)},
     }
 
 
@@ -214,10 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="default: bench/results/filter_benchmark[_mild].json")
     args = parser.parse_args(argv)
     report = benchmark(tuple(t for t in args.tasks.split(",") if t), args.severity)
-    print(table(report))
-    print(f"good kept {report['good_kept']:.3f}; lowest share rejected {report['min_share_rejected']:.3f}; {report['seconds']['total']:.0f}s")
-    for miss in report["misses"][:40]:
-        print(f"  missed {miss['kind']:<12} {miss['task']:<22} {miss['edit']!s:<16} {miss['reason']}")
+    for split, part in report["splits"].items():
+        print(f"\n{split} ({', '.join(part['photos'])}), severity {args.severity}")
+        print(table(part))
+        print(f"good kept {part['good_kept']:.3f}; lowest share rejected {part['min_share_rejected']:.3f}")
+        for miss in part["misses"][:40]:
+            print(f"  missed {miss['kind']:<12} {miss['task']:<22} {miss['edit']!s:<16} {miss['reason']}")
+    print(f"{report['seconds']['total']:.0f}s")
     out = Path(args.out or (RESULTS if args.severity == "standard" else RESULTS.with_name(f"filter_benchmark_{args.severity}.json")))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, ensure_ascii=False))

@@ -20,7 +20,7 @@ from stages.vocabulary import COLORS
 from tasks.text.render import render_replacement
 from tasks.text.words import replacement_options
 
-KINDS = ("unrelated", "noop", "leak", "noise", "blur", "shifted", "wrong_colour", "wrong_text")
+KINDS = ("unrelated", "noop", "leak", "noise", "blur", "noise_inside", "blur_inside", "shifted", "wrong_colour", "wrong_text")
 # how hard each defect is: `standard` is the benchmark; `mild` shows where the limits give out
 SEVERITIES = {
     "standard": {"noise_sigma": 25.0, "blur_sigma": 2.0, "shift": (0.02, 0.04), "leak": 0.04},
@@ -40,6 +40,13 @@ def add_noise(target: np.ndarray, rng: random.Random) -> np.ndarray:
 
 def blur(target: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(target, (0, 0), SEVERITY["blur_sigma"])
+
+
+def inside_only(damaged: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """`damaged` inside the mask, `target` elsewhere: the edited object itself degraded."""
+    out = target.copy()
+    out[mask] = damaged[mask]
+    return out
 
 
 def shift(target: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -106,6 +113,9 @@ def plant(row: Row, pool: list[Row], erased: dict[str, np.ndarray], cfg: dict[st
     other = unrelated(row, pool)
     if other is not None:
         out["unrelated"] = other
+    if mask is not None:
+        out["noise_inside"] = inside_only(out["noise"], target, mask)
+        out["blur_inside"] = inside_only(out["blur"], target, mask)
     if mask is not None and row["task"] != "background_change":  # there the mask is the edited background
         out["leak"] = leak(source, target, mask)
     if row["task"] == "color_alteration":

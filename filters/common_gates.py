@@ -21,6 +21,7 @@ from filters import image_stats
 from filters.edges import edge_f1
 from filters.gate_stage import GateStage
 from filters.gates import GateResult, record_gates
+from filters.local_gates import local_gate_results
 from filters.mask_change import dilate, touched_margin_px
 from pipeline.core import schema
 from pipeline.core.image_io import decode_image, decode_mask
@@ -93,7 +94,8 @@ def common_gate_results(source: np.ndarray, target: np.ndarray, mask: np.ndarray
     if source.shape != target.shape:
         return results
     region = kept_region(source.shape, mask, int(limits["mask_margin_px"]) + touched_px)
-    return results + comparison_results(source, target, region, limits)
+    results += comparison_results(source, target, region, limits)
+    return results if mask is None else results + local_gate_results(source, target, mask, region, limits)
 
 
 def note_gates_ran(row: Row, names: list[str], backend: str) -> None:

@@ -138,12 +138,13 @@ def test_a_good_local_edit_passes_every_common_gate(stage, photo, cup_mask, reco
     assert gates["structure_agreement"]["value"] > 0.99
 
 
-def test_a_local_edit_is_judged_only_outside_its_mask(stage, photo, cup_mask):
-    """Noise confined to the mask is the edit's business (the task gate's), not damage."""
+def test_a_local_edit_is_judged_outside_its_mask_and_inside_only_by_the_local_gates(stage, photo, cup_mask):
+    """Noise confined to the mask leaves the outside gates passing; only the inside gate
+    (filters/local_gates.py) sees it."""
     target = photo.copy()
     target[cup_mask] = _noise(photo)[cup_mask]
     _, gates = _gates(stage, _row("color_alteration", photo, target, cup_mask))
-    assert not _failed(gates)
+    assert _failed(gates) == {"inside_noise_increase"}
     _, whole = _gates(stage, _row("color_alteration", photo, _noise(photo), cup_mask))
     assert "noise_increase" in _failed(whole)
 
