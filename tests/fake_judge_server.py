@@ -38,13 +38,14 @@ class FakeJudgeServer(LoopbackServer):
         default: str = "good:5,5",
         slow_s: float = 1.0,
         retry_after: str = "0.05",
+        models: tuple[str, ...] = ("fake-judge",),
     ):
         self.script = {key: list(plan) for key, plan in (script or {}).items()}
         self.default, self.slow_s, self.retry_after = default, slow_s, retry_after
         self.requests: list[dict[str, Any]] = []
         self._used: dict[tuple[int, str], int] = {}
         self._lock = threading.Lock()
-        super().__init__(_handler_for(self))
+        super().__init__(_handler_for(self), models=models)
 
     def requests_for(self, mark: int, kind: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["mark"] == mark and r["kind"] == kind]

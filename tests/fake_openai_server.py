@@ -45,6 +45,7 @@ class FakeOpenAIServer(LoopbackServer):
         pause_s: float = 0.1,
         default: str = "good",
         port: int = 0,
+        models: tuple[str, ...] = ("fake-vlm", "fake-captioner", "fake-judge", "fake"),
     ):
         self.script = dict(script or {})
         self.default = default
@@ -54,7 +55,7 @@ class FakeOpenAIServer(LoopbackServer):
         self._in_flight = 0
         self._used: dict[str, int] = {}
         self._lock = threading.Lock()
-        super().__init__(_handler_for(self), port)
+        super().__init__(_handler_for(self), port, models)
 
     def prompts(self) -> list[str]:
         return [r["prompt"] for r in self.requests]

@@ -1,5 +1,6 @@
 """An HTTP server on 127.0.0.1 (a free port) served from a daemon thread while the `with` block
-runs: the part every scripted fake server of the tests shares."""
+runs: the part every scripted fake server of the tests shares, the model list (GET /v1/models)
+that a run probes before it starts included."""
 
 from __future__ import annotations
 
@@ -25,10 +26,17 @@ class QuietJSONHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_GET(self) -> None:
+        models = getattr(self.server, "models", ())
+        if self.path.rstrip("/") != "/v1/models":
+            return self._json(404, {"error": {"message": f"no route {self.path}"}})
+        self._json(200, {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "fake"} for m in models]})
+
 
 class LoopbackServer:
-    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0):
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0, models: tuple[str, ...] = ()):
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._httpd.models = tuple(models)  # what GET /v1/models lists
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
 

@@ -45,13 +45,14 @@ def _run_config(args) -> dict:
 def cmd_run(args) -> int:
     from pipeline.core.model_lock import ModelLockError
     from pipeline.engine.runner import RunConflict, RunFailed, print_summary
+    from pipeline.engine.servers import ServerUnusable
     from pipeline.postrun.finish import run_pipeline
     from tasks import NotImplementedTask
 
     try:
         cfg = _run_config(args)
         result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr), check=args.check)
-    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError) as exc:
+    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError, ServerUnusable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except RunFailed as exc:

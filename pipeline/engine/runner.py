@@ -23,6 +23,7 @@ from pipeline.core.task_names import ALIAS_OF, TASK_IDS
 from pipeline.engine.failures import describe, os_error_of
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
 from pipeline.engine.resource_check import NotEnoughResources, check_fits
+from pipeline.engine.servers import check_servers
 from pipeline.engine.stage_list import build_stage_list
 from stages.models.tiny import ensure_tiny
 
@@ -140,6 +141,8 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     ensure_models(cfg, stages, log)
     run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
     resuming = run.read_plan() is not None
+    if not resuming:
+        check_servers(cfg)  # a wrong judge or captioner URL leaves no run folder behind
     plan_start = time.perf_counter()
     plan = _plan(run, cfg, log)
     damaged = _uncommit_damaged(run, check, log) if resuming else []
@@ -151,6 +154,7 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
         # a resumed run lists nothing, but its workers will read the input: an unreachable store
         # or missing credentials stop it here, not as an error row per input
         reach_input(cfg["input"], cfg.get("io"))
+        check_servers(cfg)
 
     if pending:
         from pipeline.engine.ray_plan import build_dataset, start_writers
