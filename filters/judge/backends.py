@@ -54,9 +54,12 @@ class OpenAIJudgeBackend:
         pass
 
     def ask(self, calls: Sequence[JudgeCall]) -> list[ChatResult]:
-        return self.client.complete_many(
+        results = self.client.complete_many(
             [ChatRequest(c.prompt, c.images, max_tokens=self.max_new_tokens, temperature=self.temperature) for c in calls]
         )
+        if self.client.breaker is not None:
+            self.client.breaker.check()  # raises CircuitOpen: the stage fails and the run stops
+        return results
 
     def describe(self) -> dict[str, Any]:
         return {

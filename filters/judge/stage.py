@@ -10,7 +10,9 @@ from filters.judge.policy import Judge, judge_rows
 from pipeline.core import schema
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
+from stages.models.circuit import CircuitBreaker
 from stages.models.openai_client import OpenAIChatClient
+from stages.models.server_probe import shown_url
 
 STAGE_NAME = "judge"
 BACKENDS = ("none", "qwen", "openai")
@@ -78,6 +80,7 @@ def make_backend(conf: dict[str, Any], cfg: dict[str, Any], section: str = "judg
             max_retries=int(conf["retries"]),
             backoff_s=float(conf["backoff_s"]),
             max_workers=int(conf["concurrency"]),
+            breaker=CircuitBreaker(int(conf.get("max_consecutive_failures") or 0), f"{section} server at {shown_url(str(conf['url']))}"),
         )
         return OpenAIJudgeBackend(client, conf.get("revision"), **decoding)
     model, revision = conf.get("model"), conf.get("revision")

@@ -9,6 +9,11 @@ from typing import Any, ClassVar
 Row = dict[str, Any]
 
 
+class StopRun(RuntimeError):
+    """Not one row's failure but the run's (a served model that is down): the stage runner lets
+    it through instead of turning it into error rows, and the run ends with exit 1."""
+
+
 @dataclass(frozen=True)
 class Resources:
     num_cpus: float = 0.25  # fractions let light stages share a core

@@ -22,6 +22,20 @@ def os_error_of(exc: BaseException | None) -> OSError | None:
     return None
 
 
+def error_of(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
+    """The first `kind` among `exc` and its causes (a stage's own error arrives wrapped by Ray)."""
+    todo, seen = [exc], set()
+    while todo:
+        exc = todo.pop(0)
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if isinstance(exc, kind):
+            return exc
+        todo += [getattr(exc, "cause", None), exc.__cause__, exc.__context__]
+    return None
+
+
 def describe(error: OSError) -> str:
     """`PATH: cause (ENAME)`, as one line."""
     name = os.strerror(error.errno) if error.errno else ""

@@ -20,11 +20,12 @@ from pipeline.core.model_lock import verify_models
 from pipeline.core.models import registry
 from pipeline.core.run_dir import RunDir, atomic_write, shard_name
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
-from pipeline.engine.failures import describe, os_error_of
+from pipeline.engine.failures import describe, error_of, os_error_of
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
 from pipeline.engine.resource_check import NotEnoughResources, check_fits
 from pipeline.engine.servers import check_servers
 from pipeline.engine.stage_list import build_stage_list
+from stages.models.circuit import CircuitOpen
 from stages.models.tiny import ensure_tiny
 
 
@@ -175,11 +176,13 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
             ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus)
             _stream(ds, sum(units.values()), cfg["run"]["progress"], stats, started_at)
         except Exception as exc:  # a write that failed (disk full, permission, folder gone): one line, not a traceback
+            circuit = error_of(exc, CircuitOpen)  # a served model that stopped answering: the same
             error = os_error_of(exc)
-            if error is None:
+            if circuit is None and error is None:
                 raise
             _record_failure(run, plan, stats, t0)
-            raise RunFailed(f"{describe(error)}; committed shards are kept, rerun the same command once it is fixed") from None
+            cause = _circuit_line(circuit) if circuit is not None else describe(error)
+            raise RunFailed(f"{cause}; committed shards are kept, rerun the same command once it is fixed") from None
         finally:
             for writer in writers:  # the plan keeps handles to them: they would hold their CPUs on a shared Ray
                 ray.kill(writer)
@@ -205,6 +208,12 @@ def _record_failure(run: RunDir, plan: dict[str, Any], stats: dict[str, Any], t0
         write_manifest(run, build_manifest(run, plan))
     with contextlib.suppress(OSError):
         write_stats(run.root, stats)
+
+
+def _circuit_line(exc: BaseException) -> str:
+    # Ray's wrapper prefixes a traceback; the breaker's own message is its last line
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return next((line.strip() for line in reversed(lines) if "circuit open" in line), lines[-1] if lines else "circuit open")
 
 
 def _uncommit_damaged(run: RunDir, full: bool, log) -> list[int]:

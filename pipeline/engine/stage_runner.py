@@ -11,7 +11,7 @@ from collections import defaultdict
 from pipeline.core import schema
 from pipeline.core import status as row_status
 from pipeline.core.rows import mark, provenance, record_stage
-from pipeline.core.stage import Row, Stage
+from pipeline.core.stage import Row, Stage, StopRun
 
 
 def applies(stage: Stage, row: Row) -> bool:
@@ -43,6 +43,8 @@ def _process(stage: Stage, rows: list[Row]) -> list[Row]:
     Any other failure: row by row, so one bad row fails alone."""
     try:
         return stage.process_batch([dict(r) for r in rows])
+    except StopRun:
+        raise  # the run stops; retrying row by row would only call a dead server again
     except Exception as exc:
         if len(rows) == 1:
             return [_error_row(dict(rows[0]), stage, exc)]

@@ -24,6 +24,7 @@ import numpy as np
 import requests
 
 from pipeline.core.image_io import encode_png, to_png
+from stages.models.circuit import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class OpenAIChatClient:
     max_backoff_s: float = 30.0
     max_workers: int = 8  # requests in flight at once
     extra_body: dict[str, Any] = field(default_factory=dict)
+    breaker: CircuitBreaker | None = None  # shared by every request of this client; None: never stops
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -104,6 +106,15 @@ class OpenAIChatClient:
         )
 
     def complete(self, request: ChatRequest) -> ChatResult:
+        if self.breaker is not None and self.breaker.open:  # the server is down: do not call it again
+            return ChatResult(None, HTTP_ERROR, "circuit open: not sent", attempts=0)
+        result = self._complete(request)
+        if self.breaker is not None:
+            # only a failed exchange counts; a refusal or an empty reply is a server that works
+            self.breaker.record(result.failure not in (TIMEOUT, HTTP_ERROR), result.reason)
+        return result
+
+    def _complete(self, request: ChatRequest) -> ChatResult:
         key = os.environ.get(self.api_key_env) or None
         payload = self._payload(request)
         attempt = 0
