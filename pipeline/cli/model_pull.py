@@ -57,10 +57,7 @@ def pull(families: list[str], to: Path | None, lock: Path, log=print) -> list[st
             continue
         locked[family] = record(folder, entry.ref, revision, "hub", cache)
         log(f"{family:18} {revision[:12]}  {len(locked[family]['files'])} files  {folder}")
-    cache.save()
-    if locked:
-        write_lock(lock, locked)
-        log(f"locked {len(locked)} model(s) in {lock}")
+    _save(locked, lock, cache, log)
     return failed
 
 
@@ -81,8 +78,13 @@ def lock_present(cfg: dict[str, Any], families: list[str], lock: Path, log=print
         ref = str(folder) if source == "local" else entry.ref
         locked[family] = record(folder, ref, revision, source, cache)
         log(f"{family:18} {source:6} {len(locked[family]['files'])} files  {folder}")
+    _save(locked, lock, cache, log)
+    return missing
+
+
+def _save(locked: dict[str, Any], lock: Path, cache: HashCache, log) -> None:
+    """The hashes computed (so the next check reads nothing) and the lock, if anything was locked."""
     cache.save()
     if locked:
         write_lock(lock, locked)
         log(f"locked {len(locked)} model(s) in {lock}")
-    return missing

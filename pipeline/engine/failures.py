@@ -7,33 +7,30 @@ from __future__ import annotations
 import os
 
 
-def os_error_of(exc: BaseException | None) -> OSError | None:
-    """The first OSError with an errno among `exc` and its causes (`cause` is Ray's, `__cause__`
-    and `__context__` Python's; Ray's wrapper classes may subclass OSError without an errno)."""
+def _first_cause(exc: BaseException | None, matches) -> BaseException | None:
+    """The first of `exc` and its causes that `matches` (`cause` is Ray's wrapper's, `__cause__`
+    and `__context__` Python's)."""
     todo, seen = [exc], set()
     while todo:
         exc = todo.pop(0)
         if exc is None or id(exc) in seen:
             continue
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno is not None:
+        if matches(exc):
             return exc
         todo += [getattr(exc, "cause", None), exc.__cause__, exc.__context__]
     return None
+
+
+def os_error_of(exc: BaseException | None) -> OSError | None:
+    """The first OSError with an errno among `exc` and its causes (Ray's wrapper classes may
+    subclass OSError without an errno)."""
+    return _first_cause(exc, lambda e: isinstance(e, OSError) and e.errno is not None)
 
 
 def error_of(exc: BaseException | None, kind: type[BaseException]) -> BaseException | None:
     """The first `kind` among `exc` and its causes (a stage's own error arrives wrapped by Ray)."""
-    todo, seen = [exc], set()
-    while todo:
-        exc = todo.pop(0)
-        if exc is None or id(exc) in seen:
-            continue
-        seen.add(id(exc))
-        if isinstance(exc, kind):
-            return exc
-        todo += [getattr(exc, "cause", None), exc.__cause__, exc.__context__]
-    return None
+    return _first_cause(exc, lambda e: isinstance(e, kind))
 
 
 def describe(error: OSError) -> str:

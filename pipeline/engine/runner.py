@@ -75,9 +75,10 @@ def stream_shard_size(setting: int | str, records: Iterator[dict[str, Any]]) -> 
     return shard_size_for(setting, len(head)), chain(head, records)
 
 
-def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
+def _plan(run: RunDir, cfg: dict[str, Any], log, plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`plan` is the run folder's plan when it has one (the caller read it: a resumed run is
+    checked against it); None plans the run here."""
     identity = config_mod.identity_hash(cfg)
-    plan = run.read_plan()
     if plan is not None:
         if plan["config_hash"] != identity:
             raise RunConflict(
@@ -141,11 +142,12 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     stages = build_stage_list(cfg, task_stages)
     ensure_models(cfg, stages, log)
     run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
-    resuming = run.read_plan() is not None
+    existing = run.read_plan()
+    resuming = existing is not None
     if not resuming:
         check_servers(cfg)  # a wrong judge or captioner URL leaves no run folder behind
     plan_start = time.perf_counter()
-    plan = _plan(run, cfg, log)
+    plan = _plan(run, cfg, log, existing)
     damaged = _uncommit_damaged(run, check, log) if resuming else []
     pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
     stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
