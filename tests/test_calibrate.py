@@ -122,9 +122,10 @@ def _limits(result, task):
 def test_recovers_known_limits_within_the_grid_step(calibrated):
     _root, result, _layer = calibrated
     colour = _limits(result, COLOR)
-    assert colour[SAT_KEY]["today"] == 0.12 and abs(colour[SAT_KEY]["fitted"] - 0.30) <= 0.02  # tightened
-    assert abs(colour[NOISE_KEY]["fitted"] - 2.0) <= 0.5
-    assert abs(_limits(result, REMOVE)[OUTSIDE_KEY]["fitted"] - 1.0) <= 0.1  # loosened: recall regained
+    # each fitted limit lies between the last value people kept and the first they rejected (one grid step)
+    assert colour[SAT_KEY]["today"] == 0.12 and 0.28 < colour[SAT_KEY]["fitted"] < 0.30  # tightened
+    assert 2.0 < colour[NOISE_KEY]["fitted"] < 2.5
+    assert 1.0 < _limits(result, REMOVE)[OUTSIDE_KEY]["fitted"] < 1.1  # loosened: recall regained
     assert "target_size_mismatch" not in {g for lim in colour.values() for g in lim["gates"]}  # a yes/no check is not fitted
     fitted = result["tasks"][COLOR]["agreement"]["gates_fitted"]
     today = result["tasks"][COLOR]["agreement"]["gates_today"]
@@ -135,7 +136,7 @@ def test_recovers_known_limits_within_the_grid_step(calibrated):
 
 def test_fits_min_o_to_the_judged_verdicts(calibrated):
     _root, result, _layer = calibrated
-    assert result["min_o"] == {"today": 6.0, "fitted": 7.0}
+    assert result["min_o"]["today"] == 6.0 and 6.5 < result["min_o"]["fitted"] <= 7.0  # halfway between 6.5 and 7
     judge = result["tasks"][TONE]["agreement"]
     assert judge["judge_today"]["precision"] < 0.9 and judge["judge_fitted"] == {**judge["judge_fitted"], "precision": 1.0, "recall": 1.0}
 
@@ -208,7 +209,7 @@ def test_kind_overridden_limit_keeps_its_verdict(tmp_path):
     result = calibration.calibrate_run(make_run(tmp_path / "run", [(rows, labels)]), 0.9)
     (limit,) = result["tasks"][TONE]["limits"]
     assert limit["key"] == "common_gates.per_task.tone_transformation.min_sharpness_ratio"
-    assert limit["today"] == 0.5 and abs(limit["fitted"] - 0.7) < 1e-9
+    assert limit["today"] == 0.5 and 0.6 < limit["fitted"] <= 0.7
 
 
 @pytest.mark.parametrize("case, message", [
@@ -240,7 +241,7 @@ def test_cli_prints_tables_and_writes_layer(tmp_path, capsys):
     assert main(["calibrate", str(root), "--out", str(out), "--task", "remove", "--target-precision", "0.95"]) == 0
     printed = capsys.readouterr().out
     assert "gates_fitted" in printed and OUTSIDE_KEY in printed and str(out) in printed
-    assert yaml.safe_load(out.read_text()) == {"tasks": {REMOVE: {"gate": {"max_outside_change": 1.0}}}}
+    assert yaml.safe_load(out.read_text()) == {"tasks": {REMOVE: {"gate": {"max_outside_change": 1.05}}}}  # halfway to 1.1
     config_mod.load_config("cpu", [str(out)])  # the project's loader takes it
 
 

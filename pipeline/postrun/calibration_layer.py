@@ -66,9 +66,14 @@ def agreement_table(result: dict[str, Any]) -> str:
 
 
 def limits_table(result: dict[str, Any]) -> str:
+    """The limits that moved, and min O; the rest are in calibration.json."""
     lines: list[tuple[str, ...]] = [("limit", "gates", "today", "fitted")]
+    unchanged = 0
     for info in result["tasks"].values():
-        if info["calibrated"]:
-            lines += [(lim["key"], ",".join(lim["gates"]), _fmt(lim["today"]), _fmt(lim["fitted"])) for lim in info["limits"]]
+        for lim in info["limits"]:
+            if lim["fitted"] != lim["today"]:
+                lines.append((lim["key"], ",".join(lim["gates"]), _fmt(lim["today"]), _fmt(lim["fitted"])))
+            else:
+                unchanged += 1
     lines.append(("select.min_o", "judge O", _fmt(result["min_o"]["today"]), _fmt(result["min_o"]["fitted"])))
-    return text_table(lines)
+    return text_table(lines) + f"\n{unchanged} other limits unchanged"

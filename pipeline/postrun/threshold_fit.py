@@ -1,11 +1,13 @@
 """Fitting gate limits and the judge's minimum O to people's verdicts, one coordinate at a time.
 
 A row is kept when every gate passes and, on a task the judge scored, its O reaches min O. Each
-limit in turn is swept over the values the gate recorded (and today's limit), the others held;
-the sweep takes the value whose kept rows reach the target precision of "keep" with the most
-recall (ties: more precision, then the value nearest today's). When no value reaches the target it
-takes the most precise. Rounds repeat until no limit moves. Every fitted limit is a value some row
-recorded, so each can be explained by the rows either side of it."""
+limit is swept alone over the cuts between the values its gate recorded (and today's limit), the
+others held; a limit is better when its kept rows reach the target precision of "keep" with more
+recall (ties: more precision, then the limit nearest today's), and below the target when it is
+more precise.
+Each step makes the best single move over all limits; steps repeat until none improves. Every
+fitted limit lies halfway between two recorded values (or just past the last), so each is
+explained by the rows either side of it."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from dataclasses import dataclass, field
 
 from filters.gates import AT_LEAST
 
-MAX_ROUNDS = 5
+MAX_ROUNDS = 5  # turns of (every task's limits, then min O)
+HALF_STEP = 5e-5  # half the rounding of recorded gate values (filters/gates.record_gates)
+MAX_STEPS_PER_LIMIT = 4  # each step strictly improves, so this only bounds a pathological case
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,16 @@ def _objective(rows: list[LabelledRow], thresholds: dict[str, float], min_o: flo
 
 
 def _candidates(values: list[float], today: float, direction: str, integer: bool) -> list[float]:
-    if integer:  # an integer limit: round each value the strict way, so it still excludes what it did
-        values = [math.ceil(v) if direction == AT_LEAST else math.floor(v) for v in values]
-    return sorted(set(values) | {today})
+    """Today's limit, and every limit that splits the recorded values differently: halfway between
+    two neighbours, and just past each end. Never a recorded value itself: values are recorded
+    rounded (to 4 decimals), so a row sitting on such a limit could fall either side of it."""
+    ordered = sorted(set(values))
+    cuts = [(a + b) / 2 for a, b in zip(ordered, ordered[1:])]
+    if ordered:
+        cuts += [ordered[0] - HALF_STEP, ordered[-1] + HALF_STEP]
+    if integer:  # an integer limit: round each cut the strict way, so it still excludes what it did
+        cuts = [math.ceil(c) if direction == AT_LEAST else math.floor(c) for c in cuts]
+    return sorted({round(c, 6) for c in cuts} | {today})
 
 
 def _best(candidates: list[float], today: float, score) -> float:
@@ -85,7 +96,9 @@ def _best(candidates: list[float], today: float, score) -> float:
 
 
 def fit_gates(rows: list[LabelledRow], thresholds: dict[str, float], min_o: float, target: float, integer_keys=frozenset()) -> dict[str, float]:
-    """The limits `rows` record, coordinate-wise from `thresholds` (today's), with min O held.
+    """The limits `rows` record, from `thresholds` (today's), with min O held. Each step sweeps
+    every limit alone and makes the one move that does most (a fixed order would let the first
+    limit grab a tiny precise set that no later one can widen); it stops when no move improves.
     Keys name their task (tasks.<task>.gate..., common_gates.per_task.<task>...), so one task's
     rows move only that task's limits."""
     fitted = dict(thresholds)
@@ -94,16 +107,18 @@ def fit_gates(rows: list[LabelledRow], thresholds: dict[str, float], min_o: floa
         for gate in row.gates.values():
             if gate.key in fitted:
                 observed.setdefault(gate.key, (gate.direction, []))[1].append(gate.value)
-    for _ in range(MAX_ROUNDS):
-        moved = False
+    candidates = {key: _candidates(values, fitted[key], direction, key in integer_keys) for key, (direction, values) in observed.items()}
+    current = _objective(rows, fitted, min_o, target)
+    for _ in range(MAX_STEPS_PER_LIMIT * len(observed)):
+        moves = []
         for key in sorted(observed):
-            direction, values = observed[key]
-            candidates = _candidates(values, fitted[key], direction, key in integer_keys)
-            best = _best(candidates, fitted[key], lambda c, key=key: _objective(rows, {**fitted, key: c}, min_o, target))
-            moved |= best != fitted[key]
-            fitted[key] = best
-        if not moved:
+            score = lambda c, key=key: _objective(rows, {**fitted, key: c}, min_o, target)  # noqa: E731
+            best = _best(candidates[key], fitted[key], score)
+            moves.append((score(best), key, best))
+        gain, key, value = max(moves, key=lambda m: m[0])  # the first key wins a tie
+        if gain <= current:
             break
+        fitted[key], current = value, gain
     return fitted
 
 
@@ -115,7 +130,7 @@ def fit_min_o(rows: list[LabelledRow], thresholds: dict[str, float], min_o: floa
     values = [row.o for row in judged if row.o is not None]
     if not values:
         return min_o
-    return _best(sorted(set(values) | {min_o}), min_o, lambda c: _objective(judged, thresholds, c, target))
+    return _best(_candidates(values, min_o, AT_LEAST, False), min_o, lambda c: _objective(judged, thresholds, c, target))
 
 
 def fit(rows_by_task: dict[str, list[LabelledRow]], today: Fit, target: float) -> Fit:
