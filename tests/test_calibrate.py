@@ -4,6 +4,7 @@ and people's verdicts whose right limits are known."""
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -262,3 +263,20 @@ def test_select_command_takes_the_layer(calibrated, tmp_path):
 
     assert below_min_o() == {"t-00", "t-01", "t-02", "t-03"}  # O 4 to 5.5, under today's 6
     assert below_min_o("--config", str(layer_path)) == {f"t-{k:02d}" for k in range(6)}  # and 6, 6.5 under 7
+
+
+def test_score_command_takes_a_fitted_layer(tmp_path):
+    """`score --config LAYER` gates with the layer's per-task common limit (a task the defaults
+    give no per-task limits)."""
+    rng = np.random.default_rng(1)
+    src = np.kron(rng.integers(0, 256, (8, 8, 3)).astype(np.uint8), np.ones((12, 12, 1), np.uint8))
+    tgt = np.clip(src.astype(int) + 20, 0, 255).astype(np.uint8)
+    pq.write_table(pa.table({"before": [encode_png(src)], "after": [encode_png(tgt)], "prompt": ["Make it a watercolour painting."]}), tmp_path / "in.parquet")
+    layer = tmp_path / "layer.yaml"
+    layer.write_text(yaml.safe_dump({"common_gates": {"per_task": {COLOR: {"max_noise_increase": -50.0}}}}))
+    args = ["score", "--input", str(tmp_path / "in.parquet"), "--out", str(tmp_path / "s"), "--task", "color",
+            "--columns", "src=before,tgt=after,instruction=prompt", "--config", str(layer)]
+    assert main(args) == 0
+    (row,) = [r for p in (tmp_path / "s").rglob("*.parquet") for r in pq.read_table(p).to_pylist()]
+    assert json.loads(row["scores"])["gates"]["noise_increase"]["threshold"] == -50.0
+    assert row["status"] == "rejected" and "noise_increase" in row["reason"]
