@@ -280,3 +280,16 @@ def test_score_command_takes_a_fitted_layer(tmp_path):
     (row,) = [r for p in (tmp_path / "s").rglob("*.parquet") for r in pq.read_table(p).to_pylist()]
     assert json.loads(row["scores"])["gates"]["noise_increase"]["threshold"] == -50.0
     assert row["status"] == "rejected" and "noise_increase" in row["reason"]
+
+
+@pytest.mark.parametrize("extra, message", [(["--task", "nonsense"], "nonsense"), (["--target-precision", "1.5"], "--target-precision")])
+def test_bad_arguments_are_usage_errors(tmp_path, capsys, extra, message):
+    root = make_run(tmp_path / "run", [remove_rows()])
+    assert main(["calibrate", str(root), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_not_a_run_folder_is_one_line_exit_1(tmp_path, capsys):
+    assert main(["calibrate", str(tmp_path / "nowhere")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no manifest.json" in err and "\n" not in err

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline.cli.common import RUN_FAILED
+from pipeline.cli.common import RUN_FAILED, USAGE_ERROR
 from pipeline.core.task_names import UnknownTaskError, parse_tasks
 
 
@@ -37,8 +37,15 @@ def cmd_calibrate(args) -> int:
     run = Path(args.run_dir)
     try:
         tasks = parse_tasks(args.task) if args.task else None
+    except UnknownTaskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if not 0 < args.target_precision <= 1:
+        print(f"error: --target-precision: expected a share in (0, 1], got {args.target_precision:g}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
         result = calibrate_run(run, args.target_precision, tasks)
-    except (CalibrationError, UnknownTaskError) as exc:
+    except CalibrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return RUN_FAILED
     out = Path(args.out) if args.out else default_layer_file(run)
