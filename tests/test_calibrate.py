@@ -216,9 +216,9 @@ def test_kind_overridden_limit_keeps_its_verdict(tmp_path):
 @pytest.mark.parametrize("case, message", [
     ("missing", "no verdicts"),
     ("empty", "empty, no verdicts"),
-    ("foreign", "verdicts of another run"),
+    ("foreign", "of another run"),
     ("garbled", "not JSON"),
-    ("strangers", "names a candidate of this run"),
+    ("strangers", "of this run"),
 ])
 def test_bad_verdicts_are_one_line_exit_1(tmp_path, capsys, case, message):
     rows, labels = remove_rows()

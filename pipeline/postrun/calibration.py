@@ -2,7 +2,8 @@
 the candidates' recorded gate values and judge O, measures how the gates and the judge agree with
 people per task (today's limits and fitted ones), fits the limits and select.min_o to a target
 precision of "keep" (threshold_fit), and writes RUN/review/calibration.json and a config layer of
-the limits it moved (calibration_layer)."""
+the limits it moved (calibration_layer). Verdicts are read through one import: load_verdicts,
+verdicts_file, Verdict and VerdictError."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, atomic_write
 from pipeline.postrun.agreement import agreement
 from pipeline.postrun.calibration_verdicts import (
-    KEEP,
     Verdict,
     VerdictError,
     load_verdicts,
@@ -131,7 +131,7 @@ def labelled(candidates: list[dict[str, Any]], verdicts: dict[str, Verdict], lim
             if key:
                 recorded_limits[key][float(g["threshold"])] += 1
         by_task[row["task"]].append(
-            LabelledRow(row["sample_id"], row["task"], verdict.verdict == KEEP, gates, o_score(scores), row["task"] in judged_tasks)
+            LabelledRow(row["sample_id"], row["task"], verdict.verdict == "keep", gates, o_score(scores), row["task"] in judged_tasks)
         )
     today = {key: counts.most_common(1)[0][0] for key, counts in recorded_limits.items()}
     return dict(sorted(by_task.items())), today
@@ -193,11 +193,13 @@ def calibrate_run(run_dir: Path, target_precision: float = 0.9, tasks: list[str]
         raise CalibrationError(f"--target-precision: expected a share in (0, 1], got {target_precision}")
     run = RunDir(Path(run_dir))
     config_hash, run_cfg = _run_identity(run)
+    path = verdicts_file(run.root)
     try:
         verdicts = load_verdicts(run.root)
     except VerdictError as exc:
         raise CalibrationError(str(exc)) from None
-    path = verdicts_file(run.root)
+    if not verdicts:
+        raise CalibrationError(f"{path}: empty, no verdicts")
     check_same_run(verdicts, config_hash, path)
     candidates = read_candidates(run)
     if tasks:
