@@ -17,6 +17,7 @@ from pipeline.core.image_io import encode_png
 from pipeline.postrun import calibration, selection_rules
 from pipeline.postrun.agreement import agreement
 from pipeline.postrun.calibration_layer import write_layer
+from pipeline.postrun.threshold_fit import GateValue, LabelledRow, fit_gates
 
 HASH = "cafe0123cafe0123"
 COLOR, REMOVE, STYLE, TONE = "color_alteration", "subject_remove", "style_transfer", "tone_transformation"
@@ -293,3 +294,24 @@ def test_not_a_run_folder_is_one_line_exit_1(tmp_path, capsys):
     assert main(["calibrate", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err.strip()
     assert "no manifest.json" in err and "\n" not in err
+
+
+def test_fit_makes_the_best_move_first():
+    """Limit `a` alone can isolate one kept row (precise, little recall), limit `b` explains every
+    verdict: taking limits in a fixed order would stop at `a`'s tiny set."""
+    rows = [
+        LabelledRow(f"r{k}", COLOR, k <= 5, {
+            "a": GateValue(-5.0 if k == 0 else 0.0, 100.0, True, "at_most", "a"),
+            "b": GateValue(float(k), 100.0, True, "at_most", "b"),
+        })
+        for k in range(12)
+    ]
+    fitted = fit_gates(rows, {"a": 100.0, "b": 100.0}, 6.0, 0.9)
+    assert fitted == {"a": 100.0, "b": 5.5}
+
+
+def test_no_fitted_limit_is_exactly_zero():
+    """A zero limit reads as a yes/no check: the cut between -0.1 and 0.1 is nudged off it."""
+    rows = [LabelledRow(f"r{k}", COLOR, v < 0, {"n": GateValue(v, 9.0, True, "at_most", "n")}) for k, v in enumerate([-0.2, -0.1, 0.1, 0.2] * 3)]
+    fitted = fit_gates(rows, {"n": 9.0}, 6.0, 0.9)["n"]
+    assert fitted != 0 and -0.1 < fitted < 0.1

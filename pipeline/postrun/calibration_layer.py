@@ -56,6 +56,10 @@ def _fmt(value: float | int | None) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _fmt_limit(value: float | int) -> str:
+    return f"{value:.5g}"
+
+
 def agreement_table(result: dict[str, Any]) -> str:
     lines: list[tuple[str, ...]] = [("task", "filter", "n", "kept", "accuracy", "kappa", "precision", "recall")]
     sections = [(t, i["agreement"]) for t, i in result["tasks"].items()] + [("overall", result["overall"]["agreement"])]
@@ -72,8 +76,8 @@ def limits_table(result: dict[str, Any]) -> str:
     for info in result["tasks"].values():
         for lim in info["limits"]:
             if lim["fitted"] != lim["today"]:
-                lines.append((lim["key"], ",".join(lim["gates"]), _fmt(lim["today"]), _fmt(lim["fitted"])))
+                lines.append((lim["key"], ",".join(lim["gates"]), _fmt_limit(lim["today"]), _fmt_limit(lim["fitted"])))
             else:
                 unchanged += 1
-    lines.append(("select.min_o", "judge O", _fmt(result["min_o"]["today"]), _fmt(result["min_o"]["fitted"])))
+    lines.append(("select.min_o", "judge O", _fmt_limit(result["min_o"]["today"]), _fmt_limit(result["min_o"]["fitted"])))
     return text_table(lines) + f"\n{unchanged} other limits unchanged"

@@ -88,6 +88,8 @@ def _candidates(values: list[float], today: float, direction: str, integer: bool
         cuts += [ordered[0] - HALF_STEP, ordered[-1] + HALF_STEP]
     if integer:  # an integer limit: round each cut the strict way, so it still excludes what it did
         cuts = [math.ceil(c) if direction == AT_LEAST else math.floor(c) for c in cuts]
+    else:  # a limit of exactly 0 reads as a yes/no check (filters/gates.margin): nudge it, splitting alike
+        cuts = [c or (-HALF_STEP if direction == AT_LEAST else HALF_STEP) for c in cuts]
     return sorted({round(c, 6) for c in cuts} | {today})
 
 
