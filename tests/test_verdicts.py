@@ -101,5 +101,5 @@ def test_a_broken_verdicts_file_is_named_on_load(run):
 
 def test_a_folder_without_manifest_is_refused(tmp_path):
     (tmp_path / "candidates").mkdir()
-    with pytest.raises(VerdictError, match="manifest.json: not a finished run"):
+    with pytest.raises(VerdictError, match="is not a finished run folder .no manifest.json."):
         import_verdicts(tmp_path, tmp_path / "x.jsonl")

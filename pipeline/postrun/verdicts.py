@@ -62,6 +62,8 @@ def verdicts_file(run: Path) -> Path:
 def run_id(run: Path) -> str:
     """The run's config_hash from manifest.json: what every verdict of this run carries as `run`."""
     path = Path(run) / "manifest.json"
+    if not path.is_file():
+        raise VerdictError(f"{run} is not a finished run folder (no manifest.json)")
     try:
         value = json.loads(path.read_text()).get("config_hash")
     except (OSError, ValueError) as exc:
