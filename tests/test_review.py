@@ -94,6 +94,16 @@ def test_the_server_binds_loopback_and_refuses_bad_verdicts(run, server):
     assert load_verdicts(run)[first["sample_id"]].score is None
 
 
+def test_a_failed_append_is_an_error_answer_not_a_dropped_connection(run, server):
+    first = read_sample(run)["samples"][0]
+    verdicts_file(run).mkdir()  # appending to a folder fails like a full disk would
+    try:
+        status, answer = _post(server.url, verdict(first["sample_id"], first["task"]))
+    finally:
+        verdicts_file(run).rmdir()
+    assert status == 500 and "cannot append to the verdicts file" in answer["error"]
+
+
 def test_the_command_serves_and_import_refuses_a_bad_file(run, tmp_path):
     command = [sys.executable, "-m", "pipeline", "review", str(run), "--sample", str(SAMPLE), "--seed", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -74,8 +74,11 @@ class _Handler(SimpleHTTPRequestHandler):
             return self._json(400, {"error": "not JSON"})
         except VerdictError as exc:
             return self._json(400, {"error": str(exc)})
-        with self.server.lock:
-            append_verdict(self.server.run, verdict)
+        try:
+            with self.server.lock:
+                append_verdict(self.server.run, verdict)
+        except OSError as exc:  # disk full, folder gone: the page shows NOT SAVED and keeps the verdict
+            return self._json(500, {"error": f"cannot append to the verdicts file: {exc.strerror or exc}"})
         self._json(200, {"ok": True, "sample_id": verdict.sample_id})
 
     def log_message(self, format, *args) -> None:  # one line per request would bury the URL
