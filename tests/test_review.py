@@ -83,6 +83,7 @@ def test_the_server_binds_loopback_and_refuses_bad_verdicts(run, server):
         ({**good, "run": "cfg-other"}, 400, "another run"),
         ({**good, "score": 9}, 400, "score must be"),
         (b"{oops", 400, "not JSON"),
+        (b"\x80\x81{}", 400, "not JSON"),
     ]
     for body, code, message in cases:
         status, answer = _post(server.url, body)
@@ -230,14 +231,16 @@ def test_keys_in_the_served_page_write_verdicts(run, server, browser):
 @needs_browser
 def test_the_page_opened_as_a_file_downloads_verdicts_that_import(run, browser, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     verdicts_file(run).unlink(missing_ok=True)
     sample = [s["sample_id"] for s in read_sample(run)["samples"]]
     _open(browser, (run / "review" / "index.html").as_uri())
-    browser.find_element(By.ID, "reviewer").send_keys("ann")
-    browser.execute_script("document.activeElement.blur()")
+    browser.find_element(By.ID, "reviewer").send_keys("ann", Keys.ENTER)  # Enter hands the keys back to the cards
     _press(browser, "n2jy")
     browser.find_element(By.ID, "download").click()
+    _press(browser, "j")
+    assert _current(browser) == sample[2]
     download = _wait(lambda: next((tmp_path / "downloads").glob("verdicts*.jsonl"), None))
     lines = [json.loads(x) for x in _wait(lambda: download.read_text()).splitlines()]
     assert [(x["sample_id"], x["verdict"], x["score"], x["reviewer"]) for x in lines] == [

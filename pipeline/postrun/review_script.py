@@ -26,6 +26,7 @@ REVIEW_SCRIPT = r"""
   var statusLine = document.getElementById('status');
   try { reviewer.value = localStorage.getItem('review:reviewer') || ''; } catch (e) {}
   reviewer.addEventListener('change', function(){ try { localStorage.setItem('review:reviewer', reviewer.value); } catch (e) {} });
+  reviewer.addEventListener('keydown', function(e){ if (e.key === 'Enter' || e.key === 'Escape') reviewer.blur(); });
 
   function indexOf(sid){ for (var i = 0; i < cards.length; i++) if (cards[i].dataset.sid === sid) return i; return -1; }
   function say(text, bad){ statusLine.textContent = text; statusLine.classList.toggle('bad', !!bad); }
@@ -96,9 +97,9 @@ REVIEW_SCRIPT = r"""
     c.addEventListener('click', function(e){ if (e.target !== input) focusCard(i, false); });
   });
   document.addEventListener('keydown', function(e){
-    var tag = e.target.tagName;
-    if (tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'BUTTON' || e.ctrlKey || e.metaKey || e.altKey) return;
-    var k = e.key;
+    var tag = e.target.tagName, k = e.key;
+    if (tag === 'INPUT' || tag === 'TEXTAREA' || e.ctrlKey || e.metaKey || e.altKey) return;
+    if ((tag === 'BUTTON' || tag === 'SUMMARY') && (k === 'Enter' || k === ' ')) return;   // their own click
     if (k === 'j') focusCard(current + 1);
     else if (k === 'k') focusCard(current - 1);
     else if (k === 'y') record({verdict: 'keep'});
@@ -118,6 +119,7 @@ REVIEW_SCRIPT = r"""
     a.href = URL.createObjectURL(new Blob(lines, {type: 'application/x-ndjson'}));
     a.download = 'verdicts.jsonl';
     document.body.appendChild(a); a.click(); a.remove();
+    this.blur();   // the keys go back to the cards
   });
   function start(){
     cards.forEach(function(c, i){ render(i); });

@@ -55,7 +55,10 @@ class _Handler(SimpleHTTPRequestHandler):
         super().do_GET()
 
     def do_HEAD(self) -> None:
-        self.do_GET()
+        if not self._allowed_host():
+            self.send_error(403, "unknown Host")
+            return
+        super().do_HEAD()
 
     def do_POST(self) -> None:
         if not self._allowed_host():
@@ -65,15 +68,16 @@ class _Handler(SimpleHTTPRequestHandler):
         # application/json cannot be sent cross-origin without a preflight this server never answers
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
             return self._json(415, {"error": "Content-Type must be application/json"})
-        length = int(self.headers.get("Content-Length") or 0) if (self.headers.get("Content-Length") or "0").isdigit() else 0
+        declared = self.headers.get("Content-Length", "")
+        length = int(declared) if declared.isdigit() else 0
         if not 0 < length <= MAX_BODY:
             return self._json(413 if length else 400, {"error": f"a verdict is one JSON object of at most {MAX_BODY} bytes"})
         try:
             verdict = parse_verdict(json.loads(self.rfile.read(length)), self.server.run_id, self.server.tasks)
-        except json.JSONDecodeError:
-            return self._json(400, {"error": "not JSON"})
         except VerdictError as exc:
             return self._json(400, {"error": str(exc)})
+        except ValueError:  # not JSON, or not UTF-8
+            return self._json(400, {"error": "not JSON"})
         try:
             with self.server.lock:
                 append_verdict(self.server.run, verdict)
