@@ -53,7 +53,7 @@ def _post(url, body, content_type="application/json", host=None):
 
 def test_the_sample_spreads_over_tasks_and_statuses_and_follows_the_seed(run):
     picked = choose_sample(run, 6, seed=1)
-    assert [(r["task"], r["status"]) for r in picked].count((TASKS[0], "ok")) == 1
+    assert [r["task"] for r in picked] == sorted(r["task"] for r in picked)  # the page goes task by task
     assert sorted((r["task"], r["status"]) for r in picked) == sorted((t, s) for t in TASKS for s in ("ok", "rejected"))
     assert choose_sample(run, 6, seed=1) == picked
     assert {r["sample_id"] for r in choose_sample(run, 6, seed=2)} != {r["sample_id"] for r in picked}
