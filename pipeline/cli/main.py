@@ -2,7 +2,8 @@
 data, not failure), 2 on usage or configuration errors, 1 when the run itself fails. This module
 holds the argument parsers and the dispatch; the commands themselves live in commands_run
 (run, tasks, status, plan), commands_data (sheet, report, select, export, score),
-commands_verify (verify), commands_calibrate (calibrate) and models (models)."""
+commands_verify (verify), commands_review (review), commands_calibrate (calibrate) and models
+(models)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from pipeline.cli import (
     commands_calibrate,
     commands_data,
+    commands_review,
     commands_run,
     commands_verify,
     stages_list,
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--per-task", type=int, default=3, help="triplets per task (default 3)")
     sh.add_argument("--status", default="ok", help="rows of this status only (ok, rejected; 'any' for both)")
     _add_verify(sub)
+    commands_review.add_parser(sub)
     commands_calibrate.add_parser(sub)
     return parser
 
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "report": commands_data.cmd_report,
         "verify": commands_verify.cmd_verify,
         "stages": stages_list.cmd_stages,
+        "review": commands_review.cmd_review,
         "calibrate": commands_calibrate.cmd_calibrate,
     }
     if args.command in READS_RUN:
@@ -152,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     return commands[args.command](args)
 
 
-READS_RUN = ("select", "export", "report", "verify", "sheet", "calibrate")
+READS_RUN = ("select", "export", "report", "verify", "sheet", "review", "calibrate")
 
 
 def _reading_run(command, args) -> int:

@@ -2,8 +2,8 @@
 the candidates' recorded gate values and judge O, measures how the gates and the judge agree with
 people per task (today's limits and fitted ones), fits the limits and select.min_o to a target
 precision of "keep" (threshold_fit), and writes RUN/review/calibration.json and a config layer of
-the limits it moved (calibration_layer). Verdicts are read through one import: load_verdicts,
-verdicts_file, Verdict and VerdictError."""
+the limits it moved (calibration_layer). The verdicts come through verdicts.load_verdicts, which
+checks every line against the run (its config_hash, its candidate rows)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,6 @@ from pipeline.core import config as config_mod
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, atomic_write
 from pipeline.postrun.agreement import agreement
-from pipeline.postrun.calibration_verdicts import (
-    Verdict,
-    VerdictError,
-    load_verdicts,
-    verdicts_file,
-)
 from pipeline.postrun.selection import candidate_files
 from pipeline.postrun.selection_rules import JUDGED_STATES, judge_state, o_score
 from pipeline.postrun.threshold_fit import (
@@ -38,6 +32,12 @@ from pipeline.postrun.threshold_fit import (
     fit,
     gate_passes,
     kept,
+)
+from pipeline.postrun.verdicts import (
+    Verdict,
+    VerdictError,
+    load_verdicts,
+    verdicts_file,
 )
 
 MIN_VERDICTS = 10  # fewer on a task, or no reject or no keep among them: its limits stay as they are
@@ -68,12 +68,6 @@ def _run_identity(run: RunDir) -> tuple[str, dict[str, Any]]:
         raise CalibrationError(f"{run.manifest_file}: no config_hash")
     cfg = yaml.safe_load(run.config_file.read_text()) if run.config_file.is_file() else {}
     return config_hash, cfg or {}
-
-
-def check_same_run(verdicts: dict[str, Verdict], config_hash: str, path: Path) -> None:
-    foreign = sorted({v.run for v in verdicts.values() if v.run != config_hash})
-    if foreign:
-        raise CalibrationError(f"{path}: verdicts of another run (config {', '.join(foreign)}; this run is {config_hash})")
 
 
 def read_candidates(run: RunDir) -> list[dict[str, Any]]:
@@ -200,7 +194,6 @@ def calibrate_run(run_dir: Path, target_precision: float = 0.9, tasks: list[str]
         raise CalibrationError(str(exc)) from None
     if not verdicts:
         raise CalibrationError(f"{path}: empty, no verdicts")
-    check_same_run(verdicts, config_hash, path)
     candidates = read_candidates(run)
     if tasks:
         candidates = [r for r in candidates if r["task"] in tasks]
