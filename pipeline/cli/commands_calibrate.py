@@ -58,8 +58,5 @@ def cmd_calibrate(args) -> int:
             print(f"{task}: limits left as they are ({info['left_alone_because']})")
         elif not info["target_reached"]:
             print(f"{task}: no limits reach precision {args.target_precision:g}; fitted to the most precise")
-    unmatched = result["verdicts"]["unmatched"]
-    if unmatched:
-        print(f"{unmatched} verdicts name no candidate of this run and were not used")
     print(f"wrote {run / 'review' / 'calibration.json'} and {out} (use it with --config {out})")
     return 0

@@ -214,7 +214,7 @@ def calibrate_run(run_dir: Path, target_precision: float = 0.9, tasks: list[str]
         "fitted_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "verdicts": {
             "file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "total": len(verdicts), "matched": matched, "unmatched": len(verdicts) - matched if not tasks else None,
+            "total": len(verdicts), "matched": matched,  # fewer than total with --task
         },
         "target_precision": target_precision,
         "min_verdicts": MIN_VERDICTS,
