@@ -173,7 +173,8 @@ def summarise_rows(rows: list[dict[str, Any]], acc: dict[str, Any]) -> None:
         acc["judge"]["states"][judge.get("state") or "none"] += 1
         if judge.get("state") == "scored" and judge.get("model"):
             revision = judge.get("revision")
-            acc["judge"]["models"].add(judge["model"] + (f" @ {revision}" if revision else ""))
+            adapter = f" + LoRA {judge['adapter']}" if judge.get("adapter") else ""  # a learned judge (EditScore)
+            acc["judge"]["models"].add(judge["model"] + (f" @ {revision}" if revision else "") + adapter)
             if judge.get("prompt_hash"):
                 acc["judge"]["prompt_hashes"].add(str(judge["prompt_hash"]))
 
