@@ -15,7 +15,7 @@ from pipeline.postrun import selection
 from pipeline.postrun.export import ExportError, export_run
 from pipeline.postrun.preference import PAIR_SCHEMA
 from pipeline.postrun.preference_pairs import find_pairs
-from tests.test_selection import _row
+from tests.test_selection import _row, source_pictures
 
 C = "color_alteration"
 CARD_WHY = "the car is red in the first, untouched in the second"
@@ -161,3 +161,12 @@ def test_a_loser_pairs_only_with_a_kept_winner():
     pairs = find_pairs(light, everything_ok - {"b0"})
     assert all("b1" not in (p.chosen, p.rejected) for p in pairs)
     assert find_pairs(light, everything_ok) == find_pairs(list(reversed(light)), everything_ok)  # order-free
+
+
+def test_exclude_benchmark_drops_pairs_whose_source_it_holds(selected_run, tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    Image.fromarray(source_pictures()["s0"]).resize((48, 48)).save(bench / "case.jpg", quality=90)  # a0's source, re-encoded
+    manifest = export_run(selected_run, tmp_path / "clean", fmt="preference", exclude_benchmark=bench)
+    assert sorted(pairs_of(tmp_path / "clean")) == [("rejected_same_edit", "c0", "c1")]
+    assert manifest["dropped"] == {"unknown license": 1, "near-duplicate of a benchmark image": 2}
