@@ -10,7 +10,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,17 +79,21 @@ def _read_light(files: list[Path], batch_rows: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _fetch(files: list[Path], ids: set[str], batch_rows: int, columns: list[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
+def _iter_rows(files: list[Path], ids: set[str], batch_rows: int, columns: list[str]) -> Iterator[dict[str, Any]]:
+    """The candidates named by `ids`, a batch of `batch_rows` decoded at a time; every id must be found."""
+    missing = set(ids)
     for path in files:
         for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows, columns=columns):
             keep = [i for i, sid in enumerate(batch.column("sample_id").to_pylist()) if sid in ids]
-            if keep:
-                found.update((row["sample_id"], row) for row in batch.take(pa.array(keep)).to_pylist())
-    missing = ids - found.keys()
+            for row in batch.take(pa.array(keep, type=pa.int64())).to_pylist() if keep else ():
+                missing.discard(row["sample_id"])
+                yield row
     if missing:
         raise ExportError(f"the candidates changed while exporting: {sorted(missing)[0]} is gone; export again")
-    return found
+
+
+def _fetch(files: list[Path], ids: set[str], batch_rows: int, columns: list[str]) -> dict[str, dict[str, Any]]:
+    return {row["sample_id"]: row for row in _iter_rows(files, ids, batch_rows, columns)}
 
 
 def _scores(row: dict[str, Any]) -> str:
@@ -138,8 +142,9 @@ def _filter(pairs: list[Pair], files: list[Path], benchmark: HashIndex | None, i
         else:
             dropped["unknown license"] += 1
     if benchmark is not None and out:
-        sources = _fetch(files, {p.chosen for p in out}, batch_rows, ["sample_id", "source_image"])
-        near = {sid for sid, row in sources.items() if benchmark.near(phash(_image(row, "source_image")["bytes"]))}
+        # hashed as they stream past: only the verdicts are held, never the pictures
+        sources = _iter_rows(files, {p.chosen for p in out}, batch_rows, ["sample_id", "source_image"])
+        near = {row["sample_id"] for row in sources if benchmark.near(phash(_image(row, "source_image")["bytes"]))}
         dropped["near-duplicate of a benchmark image"] += sum(p.chosen in near for p in out)
         out = [p for p in out if p.chosen not in near]
     return out, dict(dropped)
