@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a run's high-quality subset with a dataset card", description="Export selected triplets, a dataset card and a checksummed manifest.")
     ex.add_argument("run_dir")
     ex.add_argument("--to", required=True, help="export folder")
-    ex.add_argument("--format", choices=["parquet", "webdataset"], default="parquet")
+    ex.add_argument("--format", choices=["parquet", "webdataset", "preference"], default="parquet",
+                    help="preference: (source, instruction, chosen, rejected, why) pairs instead of triplets")
     ex.add_argument("--keep-ratio", type=float, help="re-rank: this share of each task's candidates")
     ex.add_argument("--min-o", type=float, help="minimum VIEScore O, for rows that have one")
     ex.add_argument("--per-task", type=int, help="at most N rows per task")
