@@ -283,7 +283,17 @@ def test_score_command_takes_a_fitted_layer(tmp_path):
     assert row["status"] == "rejected" and "noise_increase" in row["reason"]
 
 
-@pytest.mark.parametrize("extra, message", [(["--task", "nonsense"], "nonsense"), (["--target-precision", "1.5"], "--target-precision")])
+def test_min_verdicts_lets_a_small_task_be_fitted(tmp_path):
+    root = make_run(tmp_path / "run", [style_rows()])
+    assert not calibration.calibrate_run(root, 0.9)["tasks"][STYLE]["calibrated"]
+    result = calibration.calibrate_run(root, 0.9, min_verdicts=4)
+    assert result["tasks"][STYLE]["calibrated"] and result["min_verdicts"] == 4
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [(["--task", "nonsense"], "nonsense"), (["--target-precision", "1.5"], "--target-precision"), (["--min-verdicts", "1"], "--min-verdicts")],
+)
 def test_bad_arguments_are_usage_errors(tmp_path, capsys, extra, message):
     root = make_run(tmp_path / "run", [remove_rows()])
     assert main(["calibrate", str(root), *extra]) == 2

@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     ca.add_argument("--target-precision", type=float, default=0.9, help="share of kept rows people keep (default 0.9)")
     ca.add_argument("--out", help="the config layer to write (default: RUN/review/calibrated.yaml)")
     ca.add_argument("--task", help="only these tasks (a task, alias or comma list)")
+    ca.add_argument("--min-verdicts", type=int, default=10, help="fit a task's limits only with at least this many verdicts on it (default 10)")
 
 
 def cmd_calibrate(args) -> int:
@@ -43,8 +44,11 @@ def cmd_calibrate(args) -> int:
     if not 0 < args.target_precision <= 1:
         print(f"error: --target-precision: expected a share in (0, 1], got {args.target_precision:g}", file=sys.stderr)
         return USAGE_ERROR
+    if args.min_verdicts < 2:
+        print(f"error: --min-verdicts: expected at least 2, got {args.min_verdicts}", file=sys.stderr)
+        return USAGE_ERROR
     try:
-        result = calibrate_run(run, args.target_precision, tasks)
+        result = calibrate_run(run, args.target_precision, tasks, args.min_verdicts)
     except CalibrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return RUN_FAILED

@@ -131,10 +131,10 @@ def labelled(candidates: list[dict[str, Any]], verdicts: dict[str, Verdict], lim
     return dict(sorted(by_task.items())), today
 
 
-def why_left_alone(rows: list[LabelledRow]) -> str | None:
+def why_left_alone(rows: list[LabelledRow], min_verdicts: int = MIN_VERDICTS) -> str | None:
     keeps = sum(r.keep for r in rows)
-    if len(rows) < MIN_VERDICTS:
-        return f"{len(rows)} verdicts, fewer than {MIN_VERDICTS}"
+    if len(rows) < min_verdicts:
+        return f"{len(rows)} verdicts, fewer than {min_verdicts}"
     if keeps == len(rows):
         return "no rejects among the verdicts"
     if keeps == 0:
@@ -181,10 +181,15 @@ def _moved_limits(task_rows: list[LabelledRow], today: Fit, fitted: Fit) -> list
 # --- the command -----------------------------------------------------------------------------
 
 
-def calibrate_run(run_dir: Path, target_precision: float = 0.9, tasks: list[str] | None = None) -> dict[str, Any]:
-    """Fit and measure; write RUN/review/calibration.json. Returns what it wrote."""
+def calibrate_run(
+    run_dir: Path, target_precision: float = 0.9, tasks: list[str] | None = None, min_verdicts: int = MIN_VERDICTS
+) -> dict[str, Any]:
+    """Fit and measure; write RUN/review/calibration.json. Returns what it wrote. A task with fewer
+    than `min_verdicts` verdicts keeps its limits: fewer would fit noise."""
     if not 0 < target_precision <= 1:
         raise CalibrationError(f"--target-precision: expected a share in (0, 1], got {target_precision}")
+    if min_verdicts < 2:
+        raise CalibrationError(f"--min-verdicts: expected at least 2, got {min_verdicts}")
     run = RunDir(Path(run_dir))
     config_hash, run_cfg = _run_identity(run)
     path = verdicts_file(run.root)
@@ -204,7 +209,7 @@ def calibrate_run(run_dir: Path, target_precision: float = 0.9, tasks: list[str]
 
     min_o = float(((run_cfg.get("select") or {}).get("min_o")) or config_mod.base_schema()["select"]["min_o"])
     today = Fit(today_limits, min_o, frozenset(limits.integer_keys))
-    left_alone = {task: why for task, rows in rows_by_task.items() if (why := why_left_alone(rows))}
+    left_alone = {task: why for task, rows in rows_by_task.items() if (why := why_left_alone(rows, min_verdicts))}
     fitted = fit({t: r for t, r in rows_by_task.items() if t not in left_alone}, today, target_precision)
 
     matched = sum(len(r) for r in rows_by_task.values())
@@ -217,7 +222,7 @@ def calibrate_run(run_dir: Path, target_precision: float = 0.9, tasks: list[str]
             "total": len(verdicts), "matched": matched,  # fewer than total with --task
         },
         "target_precision": target_precision,
-        "min_verdicts": MIN_VERDICTS,
+        "min_verdicts": min_verdicts,
         "min_o": {"today": today.min_o, "fitted": fitted.min_o},
         "tasks": {},
     }
