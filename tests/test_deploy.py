@@ -5,6 +5,7 @@ and no credential is written in either file. Parsing only: no cluster starts."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from pathlib import Path
@@ -15,6 +16,7 @@ from ray.runtime_env import RuntimeEnv
 
 from pipeline.cli.commands_run import _run_config
 from pipeline.cli.main import build_parser
+from pipeline.core import config as config_mod
 
 REPO = Path(__file__).resolve().parent.parent
 RAYJOB = REPO / "deploy" / "rayjob.yaml"
@@ -36,12 +38,32 @@ def _rayjob() -> dict:
     return docs[0]
 
 
+def _strict(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """No abbreviated flags, in the parser and its subcommands: a flag renamed to a longer name
+    would otherwise still accept the old one as its prefix."""
+    parser.allow_abbrev = False
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _strict(sub)
+    return parser
+
+
 def _parse(argv: list[str]):
     """The CLI's own parser; a usage error is a test failure naming the command, not SystemExit."""
     try:
-        return build_parser().parse_args(argv)
+        return _strict(build_parser()).parse_args(argv)
     except SystemExit:
         pytest.fail(f"this CLI does not accept: python -m pipeline {shlex.join(argv)}")
+
+
+def _check_settings(args) -> None:
+    """The command's --set keys and values, through the config loader (unknown keys are refused)."""
+    if args.command == "run":
+        _run_config(args)
+    elif getattr(args, "set", None):
+        overrides = [config_mod.parse_set(item) for item in args.set]
+        config_mod.load_config(getattr(args, "profile", None), getattr(args, "config", None), overrides)
 
 
 def _entrypoint_args(entrypoint: str):
@@ -145,9 +167,7 @@ def test_every_pipeline_command_in_the_runbook_parses():
     commands = [_pipeline_argv(line) for line in _runbook_commands() if "python -m pipeline" in line]
     assert len(commands) >= 8, "the runbook's commands were not found"
     for argv in commands:
-        args = _parse(argv)
-        if args.command == "run":
-            _run_config(args)
+        _check_settings(_parse(argv))
 
 
 def test_runbook_names_only_files_that_exist():
