@@ -146,8 +146,9 @@ def unscored(reason: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 def write_judgement(row: Row, record: dict[str, Any]) -> Row:
     """`judge` gets the record; `scores.viescore` gets SC, PQ and O when scored, and any stale
-    value is removed otherwise."""
-    row["judge"] = schema.dumps(record)
+    value is removed otherwise. A best-of-N ranking already on the row (`pairwise`) is kept."""
+    pairwise = schema.loads(row.get("judge")).get("pairwise")
+    row["judge"] = schema.dumps(record if pairwise is None else {**record, "pairwise": pairwise})
     scores = schema.loads(row.get("scores"))
     if record["state"] == SCORED:
         scores["viescore"] = {"sc": record["sc"], "pq": record["pq"], "o": record["o"]}
