@@ -180,3 +180,32 @@ def test_the_pointwise_judge_keeps_the_pairwise_ranking():
         judge_rows(list(rows.values()), Judge(OpenAIJudgeBackend(client)))
     assert schema.loads(rows[1]["judge"])["state"] == "scored" and pairwise(rows[1])["rank"] == 1
     assert schema.loads(rows[0]["judge"])["state"] == "none" and pairwise(rows[0])["winner"] == rows[1]["sample_id"]
+
+
+# -- the plan ---------------------------------------------------------------------------------------
+
+
+def test_plan_counts_the_copies_and_prints_the_judge_calls(capsys):
+    from pipeline.cli.main import main
+
+    args = ["plan", "--profile", "gpu", "--task", "color", "--set", "captioner.backend=template", "--set", "judge.backend=qwen"]
+    assert main([*args, "--set", "tasks.color_alteration.seeds=3"]) == 0
+    out = capsys.readouterr().out
+    # 2 objects x 3 colours, each drawn 3 times: 18 rows reach the generator and the pairwise judge,
+    # every pair of 3 in both orders is 6 calls an edit; the winners (6) go on to the judge
+    line = next(x for x in out.splitlines() if x.startswith("pairwise judge calls"))
+    assert "color 3 seeds x 6 edits: 6 calls per edit, 36 per input" in line and "per hour" in line
+    rows = {x.split()[0]: x.split()[9] for x in out.splitlines() if x.split() and x.split()[0] in ("sd3_controlnet", "pairwise_judge", "judge")}
+    assert rows == {"sd3_controlnet": "18", "pairwise_judge": "18", "judge": "6"}
+    assert main(args) == 0
+    assert "pairwise judge" not in capsys.readouterr().out
+
+
+def test_every_read_of_the_best_of_n_stages_has_an_earlier_writer():
+    from pipeline.core import fields
+
+    served = {"backend": "openai", "url": "http://127.0.0.1:9/v1", "model": "m"}
+    seeds = {"color_alteration": {"seeds": 2}, "style_transfer": {"seeds": 3}}
+    cfg = config.load_config("cpu", overrides=[{"run": {"tasks": ["color_alteration", "style_transfer"]}, "judge": served, "tasks": seeds}])
+    stages = build_stage_list(cfg)
+    assert [s.name for s in stages].count("best_of_n") == 2 and fields.unmet_reads(stages) == []

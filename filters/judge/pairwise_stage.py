@@ -24,6 +24,7 @@ from filters.viescore import match_source_size
 from pipeline.core import schema
 from pipeline.core import status as row_status
 from pipeline.core.image_io import decode_image
+from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage, StopRun
 from stages.best_of_n import best_of
 
@@ -81,9 +82,12 @@ class BestOfGroups:
             if row["sample_id"] != winner and row["status"] == schema.OK:
                 row_status.move(row, schema.REJECTED, LOST)
         competing = {r["sample_id"] for r in competitors}
+        info = {k: settings[k] for k in ("backend", "model", "revision", "prompt_hash") if k in settings}
         for row in rows:
             if row["sample_id"] not in competing:
                 _write_pairwise(row, {"group": group, "competed": False, "winner": winner, "wins": None, "rank": None, "comparisons": []})
+            # a held row leaves in another call than the one that judged it: its provenance says so here
+            record_stage(row, "pairwise_judge", calls=settings["calls"], competitors=len(competitors), **info)
         return self._after_decision(group, rows)
 
     def _judge(self, competitors: list[Row]) -> list[dict[str, Any]]:
@@ -206,6 +210,9 @@ def make_pairwise_stage(cfg: dict[str, Any], tasks: list[str]) -> PairwiseJudgeS
             "or set judge.backend (or judge.pairwise.backend) to qwen"
         )
     block = {**conf, "backend": backend, "max_new_tokens": pairwise["max_new_tokens"]}
+    for key in ("num_cpus", "num_gpus"):
+        if pairwise[key] is not None:
+            block[key] = pairwise[key]
     if backend != conf["backend"]:  # the judge's model names a served model, not a checkpoint
         block.update(model=None, revision=None)
     groups = BestOfGroups(make_backend(block, cfg), str(pairwise["rows"]))
