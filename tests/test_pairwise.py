@@ -179,7 +179,8 @@ def test_the_pointwise_judge_keeps_the_pairwise_ranking():
         client = OpenAIChatClient(server.base_url, "fake-judge", max_retries=0, max_workers=4)
         judge_rows(list(rows.values()), Judge(OpenAIJudgeBackend(client)))
     assert schema.loads(rows[1]["judge"])["state"] == "scored" and pairwise(rows[1])["rank"] == 1
-    assert schema.loads(rows[0]["judge"])["state"] == "none" and pairwise(rows[0])["winner"] == rows[1]["sample_id"]
+    loser = schema.loads(rows[0]["judge"])
+    assert loser["state"] == "none" and loser["reason"].startswith("lost the pairwise") and pairwise(rows[0])["winner"] == rows[1]["sample_id"]
 
 
 # -- the plan ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from stages.models.mllm_json import parse_reply
 from stages.models.openai_client import REFUSED, TIMEOUT, ChatResult, is_refusal
 
 WIN, LOSS, TIE = "win", "loss", "tie"
+LOST = "lost_pairwise"  # the reason a target that lost to another seed of its edit is rejected
 DISAGREE, MALFORMED = "disagree", "malformed"
 FIRST, SECOND = "A", "B"
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from filters.judge.backends import JudgeBackend
-from filters.judge.pairwise import PROMPT_HASH, calls_per_group, judge_group
+from filters.judge.pairwise import LOST, PROMPT_HASH, calls_per_group, judge_group
 from filters.judge.stage import make_backend, sizing
 from filters.viescore import match_source_size
 from pipeline.core import schema
@@ -28,7 +28,6 @@ from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage, StopRun
 from stages.best_of_n import best_of
 
-LOST = "lost_pairwise"
 ROWS = ("ok", "candidates")
 # what a loser takes from the winner: the instruction and who wrote it
 INSTRUCTION_FIELDS = ("instruction_en", "instruction_zh", "instruction_source", "instruction_register", "instructions")

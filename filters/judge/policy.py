@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from filters.judge.backends import JudgeBackend, JudgeCall, snippet
+from filters.judge.pairwise import LOST
 from filters.viescore import (
     PQ,
     PROMPT_HASH,
@@ -31,6 +32,7 @@ from stages.models.openai_client import REFUSED, ChatResult
 SCORED, UNSCORED, NONE = "scored", "unscored", "none"
 NO_JUDGE = "no judge on this profile: ranking uses the gate score"
 REJECTED_BY_GATES = "rejected by gates"
+LOST_TO_ANOTHER_SEED = "lost the pairwise comparison to another seed of its edit"
 _CHUNK_ROWS = 32  # rows decoded and judged together by judge_rows
 
 
@@ -165,18 +167,22 @@ def judge_rows(rows: list[Row], judge: Judge | None) -> list[Row]:
     if judge is None:
         for row in rows:
             if row.get("status") in schema.CANDIDATE_STATUSES:
-                reason = REJECTED_BY_GATES if row["status"] == schema.REJECTED else NO_JUDGE
+                reason = _why_rejected(row) if row["status"] == schema.REJECTED else NO_JUDGE
                 write_judgement(row, {"state": NONE, "reason": reason, "ranked_by": "gate_score"})
         return rows
     for row in rows:
         if row.get("status") == schema.REJECTED:
-            write_judgement(row, {"state": NONE, "reason": REJECTED_BY_GATES})
+            write_judgement(row, {"state": NONE, "reason": _why_rejected(row)})
     todo = [row for row in rows if row.get("status") == schema.OK]
     if todo:
         judge.setup()  # idempotent; the recorded settings then name what actually loaded
     for start in range(0, len(todo), _CHUNK_ROWS):
         _judge_chunk(todo[start : start + _CHUNK_ROWS], judge)
     return rows
+
+
+def _why_rejected(row: Row) -> str:
+    return LOST_TO_ANOTHER_SEED if row.get("reason") == LOST else REJECTED_BY_GATES
 
 
 def _judge_chunk(rows: list[Row], judge: Judge) -> None:
