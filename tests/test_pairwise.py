@@ -8,8 +8,8 @@ import random
 import pytest
 
 from filters.judge.backends import OpenAIJudgeBackend
-from filters.judge.pairwise import DISAGREE, MALFORMED, TIE
-from filters.judge.pairwise_stage import LOST, BestOfGroups, PairwiseJudgeStage
+from filters.judge.pairwise import DISAGREE, LOST, MALFORMED, TIE
+from filters.judge.pairwise_stage import BestOfGroups, PairwiseJudgeStage
 from filters.judge.policy import Judge, judge_rows
 from pipeline.core import config, schema
 from pipeline.core.image_io import encode_png
@@ -210,3 +210,16 @@ def test_every_read_of_the_best_of_n_stages_has_an_earlier_writer():
     cfg = config.load_config("cpu", overrides=[{"run": {"tasks": ["color_alteration", "style_transfer"]}, "judge": served, "tasks": seeds}])
     stages = build_stage_list(cfg)
     assert [s.name for s in stages].count("best_of_n") == 2 and fields.unmet_reads(stages) == []
+
+
+def test_the_tiny_qwen_twin_judges_in_process_and_its_noise_makes_ties(tmp_path):
+    from filters.judge.backends import QwenJudgeBackend
+    from stages.models.tiny import qwen2_5_vl as tiny_qwen
+
+    backend = QwenJudgeBackend(str(tiny_qwen.build(tmp_path / "qwen")), max_new_tokens=8)
+    stage = PairwiseJudgeStage(BestOfGroups(backend, "candidates"), ("color_alteration",))
+    rows = {best_of(r)["seed_index"]: r for r in run_stage(stage.rejoin, run_stage(stage, group_rows(marks=(10, 20))))}
+    assert stage.uses_model and len(rows) == 2
+    [comparison] = pairwise(rows[0])["comparisons"]
+    assert comparison["result"] == TIE and comparison["tie_reason"] in (MALFORMED, REFUSED)
+    assert pairwise(rows[0])["rank"] == 1 and pairwise(rows[0])["tie_at_top"] and rows[1]["reason"] == LOST
