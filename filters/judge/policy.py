@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from filters.judge.backends import JudgeBackend, JudgeCall, snippet
+from filters.judge.pairwise import LOST
 from filters.judge.rubric import VIESCORE, Rubric
 from filters.viescore import PQ, SC, ScoreReply, match_source_size
 from pipeline.core import schema
@@ -21,6 +22,7 @@ from stages.models.openai_client import REFUSED, ChatResult
 SCORED, UNSCORED, NONE = "scored", "unscored", "none"
 NO_JUDGE = "no judge on this profile: ranking uses the gate score"
 REJECTED_BY_GATES = "rejected by gates"
+LOST_TO_ANOTHER_SEED = "lost the pairwise comparison to another seed of its edit"
 _CHUNK_ROWS = 32  # rows decoded and judged together by judge_rows
 
 
@@ -137,8 +139,9 @@ def unscored(reason: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 def write_judgement(row: Row, record: dict[str, Any]) -> Row:
     """`judge` gets the record; `scores.viescore` gets SC, PQ and O when scored, and any stale
-    value is removed otherwise."""
-    row["judge"] = schema.dumps(record)
+    value is removed otherwise. A best-of-N ranking already on the row (`pairwise`) is kept."""
+    pairwise = schema.loads(row.get("judge")).get("pairwise")
+    row["judge"] = schema.dumps(record if pairwise is None else {**record, "pairwise": pairwise})
     scores = schema.loads(row.get("scores"))
     if record["state"] == SCORED:
         scores["viescore"] = {"sc": record["sc"], "pq": record["pq"], "o": record["o"]}
@@ -155,18 +158,22 @@ def judge_rows(rows: list[Row], judge: Judge | None) -> list[Row]:
     if judge is None:
         for row in rows:
             if row.get("status") in schema.CANDIDATE_STATUSES:
-                reason = REJECTED_BY_GATES if row["status"] == schema.REJECTED else NO_JUDGE
+                reason = _why_rejected(row) if row["status"] == schema.REJECTED else NO_JUDGE
                 write_judgement(row, {"state": NONE, "reason": reason, "ranked_by": "gate_score"})
         return rows
     for row in rows:
         if row.get("status") == schema.REJECTED:
-            write_judgement(row, {"state": NONE, "reason": REJECTED_BY_GATES})
+            write_judgement(row, {"state": NONE, "reason": _why_rejected(row)})
     todo = [row for row in rows if row.get("status") == schema.OK]
     if todo:
         judge.setup()  # idempotent; the recorded settings then name what actually loaded
     for start in range(0, len(todo), _CHUNK_ROWS):
         _judge_chunk(todo[start : start + _CHUNK_ROWS], judge)
     return rows
+
+
+def _why_rejected(row: Row) -> str:
+    return LOST_TO_ANOTHER_SEED if row.get("reason") == LOST else REJECTED_BY_GATES
 
 
 def _judge_chunk(rows: list[Row], judge: Judge) -> None:
