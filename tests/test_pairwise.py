@@ -173,6 +173,23 @@ def test_losers_wait_for_the_winner_and_take_its_final_instruction():
     assert sorted(r["status"] for r in out) == [schema.OK, schema.REJECTED, schema.REJECTED]
 
 
+def test_a_loser_sent_again_after_its_winner_went_by_takes_the_instruction_at_once():
+    """A retried task re-sends a group's rows after the group was decided and released: the loser
+    must not wait for a winner that will not come by again."""
+    with FakePairwiseServer(default="prefer:20") as server:
+        stage = pairwise_stage(server)
+        rows = group_rows()
+        [winner] = run_stage(stage, [dict(r) for r in rows])
+        winner["instruction_en"] = "Turn the mug red."
+        assert len(run_stage(stage.rejoin, [winner])) == 3
+        calls = len(server.pairs)
+        again = run_stage(stage, [dict(rows[0])])  # seed 0 lost to seed 1
+        assert len(again) == 1 and again[0]["status"] == schema.REJECTED and len(server.pairs) == calls
+        assert pairwise(again[0])["winner"] == winner["sample_id"] and again[0]["reason"] == LOST
+        [out] = run_stage(stage.rejoin, again)
+        assert out["instruction_en"] == "Turn the mug red." and stage.groups.held() == 0
+
+
 def test_the_pointwise_judge_keeps_the_pairwise_ranking():
     with FakePairwiseServer(default="prefer:20") as server:
         rows, _ = judged(group_rows(), server)

@@ -14,6 +14,7 @@ on its own rows only, never on how they were batched or when they arrived."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +33,9 @@ ROWS = ("ok", "candidates")
 # what a loser takes from the winner: the instruction and who wrote it
 INSTRUCTION_FIELDS = ("instruction_en", "instruction_zh", "instruction_source", "instruction_register", "instructions")
 ALL_STATUSES = (schema.PENDING, *schema.FINAL_STATUSES)
+# decided groups remembered per actor, for rows a retried task sends again (retries come soon after
+# the first try); an older group's row sent again is gathered anew and its shard redone on resume
+MAX_DECIDED = 65536
 
 
 class BestOfGroups:
@@ -46,6 +50,12 @@ class BestOfGroups:
         self.gathering: dict[str, dict[str, Row]] = {}  # group -> sample_id -> row
         self.waiting: dict[str, dict[str, Row]] = {}  # group -> the losers waiting for their winner
         self.winners: dict[str, str | None] = {}  # decided group -> winner's sample_id (None: no competitor)
+        # decided group -> sample_id -> (judge record, status, reason) as the decision left the row:
+        # a row sent again by a retried task gets the same outcome, not a second verdict
+        self.decided: OrderedDict[str, dict[str, tuple[str, str, str | None]]] = OrderedDict()
+        # group -> the instruction its winner carried through the rejoin: a loser sent again after
+        # its winner went by takes it there instead of waiting for ever
+        self.released: dict[str, dict[str, Any]] = {}
 
     def setup(self) -> None:
         self.backend.setup()
@@ -60,7 +70,8 @@ class BestOfGroups:
                 out.append(row)
                 continue
             group = info["group"]
-            if group in self.winners:  # sent again (a retried task): the decision stands
+            if group in self.decided:  # sent again (a retried task): the decision stands
+                self._replay(group, row)
                 out.extend(self._after_decision(group, [row]))
                 continue
             members = self.gathering.setdefault(group, {})
@@ -87,7 +98,22 @@ class BestOfGroups:
                 _write_pairwise(row, {"group": group, "competed": False, "winner": winner, "wins": None, "rank": None, "comparisons": []})
             # a held row leaves in another call than the one that judged it: its provenance says so here
             record_stage(row, "pairwise_judge", calls=settings["calls"], competitors=len(competitors), **info)
+        self.decided[group] = {r["sample_id"]: (r["judge"], r["status"], r.get("reason")) for r in rows}
+        if len(self.decided) > MAX_DECIDED:
+            old, _ = self.decided.popitem(last=False)
+            self.winners.pop(old, None)
+            self.released.pop(old, None)
         return self._after_decision(group, rows)
+
+    def _replay(self, group: str, row: Row) -> None:
+        """The outcome the decision gave this row the first time it came."""
+        self.decided.move_to_end(group)
+        judge, status, reason = self.decided[group].get(row["sample_id"], (None, None, None))
+        if judge is None:
+            return
+        row["judge"] = judge
+        if status == schema.REJECTED and reason == LOST and row.get("status") == schema.OK:
+            row_status.move(row, schema.REJECTED, LOST)
 
     def _judge(self, competitors: list[Row]) -> list[dict[str, Any]]:
         try:
@@ -113,7 +139,8 @@ class BestOfGroups:
         winner = self.winners[group]
         out = []
         for row in rows:
-            if winner is not None and row["sample_id"] != winner and row.get("status") in schema.CANDIDATE_STATUSES:
+            waits = winner is not None and row["sample_id"] != winner and row.get("status") in schema.CANDIDATE_STATUSES
+            if waits and group not in self.released:
                 self.waiting.setdefault(group, {})[row["sample_id"]] = row
             else:
                 out.append(row)
@@ -126,12 +153,16 @@ class BestOfGroups:
         for row in rows:
             out.append(row)
             info = best_of(row)
-            if info is None or self.winners.get(info["group"]) != row["sample_id"]:
+            if info is None:
                 continue
-            for loser in self.waiting.pop(info["group"], {}).values():
-                for field in INSTRUCTION_FIELDS:
-                    loser[field] = row.get(field)
-                out.append(loser)
+            group, winner = info["group"], self.winners.get(info["group"])
+            if winner == row["sample_id"]:
+                self.released[group] = {field: row.get(field) for field in INSTRUCTION_FIELDS}
+                for loser in self.waiting.pop(group, {}).values():
+                    loser.update(self.released[group])
+                    out.append(loser)
+            elif group in self.released and winner is not None and row.get("status") in schema.CANDIDATE_STATUSES:
+                row.update(self.released[group])  # a loser sent again after its winner went by
         return out
 
     def held(self) -> int:
