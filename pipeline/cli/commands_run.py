@@ -106,8 +106,18 @@ def cmd_status(args) -> int:
     for shard, problems in damaged.items():
         print(f"damaged: shard {shard}: {'; '.join(problems)}")
     print(summary_table(manifest))
+    _overlay_progress(run)
     print(json.dumps({"rows": manifest["rows"]}))
     return 0
+
+
+def _overlay_progress(run) -> None:
+    """How far a `rejudge` got: shards whose judgements the overlay replaces."""
+    from pipeline.postrun.judge_overlay import load_overlay
+
+    overlay = load_overlay(run)
+    if overlay is not None:
+        print(overlay.describe() + ("" if overlay.complete else f" (incomplete: rerun `rejudge {run.root}` to finish)"))
 
 
 def _check(run) -> int:

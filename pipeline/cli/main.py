@@ -2,7 +2,7 @@
 data, not failure), 2 on usage or configuration errors, 1 when the run itself fails. This module
 holds the argument parsers and the dispatch; the commands themselves live in commands_run
 (run, tasks, status, plan), commands_data (sheet, report, select, export, score),
-commands_verify (verify) and models (models)."""
+commands_rejudge (rejudge), commands_verify (verify) and models (models)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.cli import commands_data, commands_run, commands_verify, stages_list
+from pipeline.cli import (
+    commands_data,
+    commands_rejudge,
+    commands_run,
+    commands_verify,
+    stages_list,
+)
 from pipeline.cli import models as models_cli
 from pipeline.cli.common import RUN_FAILED
 from pipeline.core import config as config_mod
@@ -99,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--per-task", type=int, default=3, help="triplets per task (default 3)")
     sh.add_argument("--status", default="ok", help="rows of this status only (ok, rejected; 'any' for both)")
     _add_verify(sub)
+    commands_rejudge.add_parser(sub)
     return parser
 
 
@@ -136,13 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         "report": commands_data.cmd_report,
         "verify": commands_verify.cmd_verify,
         "stages": stages_list.cmd_stages,
+        "rejudge": commands_rejudge.cmd_rejudge,
     }
     if args.command in READS_RUN:
         return _reading_run(commands[args.command], args)
     return commands[args.command](args)
 
 
-READS_RUN = ("select", "export", "report", "verify", "sheet")
+READS_RUN = ("select", "export", "report", "verify", "sheet", "rejudge")
 
 
 def _reading_run(command, args) -> int:

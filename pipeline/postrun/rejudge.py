@@ -1,0 +1,148 @@
+"""`rejudge`: the judge run again over a finished run's committed candidates, into the judge
+overlay (pipeline/postrun/judge_overlay.py), then the selection again. A run whose judge was
+wrong or down is judged anew without regenerating anything; its shards are never rewritten.
+
+Shard by shard, in this process (the judge is one stage: a served judge's concurrency lives in
+its client, an in-process Qwen is one model), each shard's overlay committed as the shard writer
+commits: the Parquet file, then its record, both by atomic_write. An interrupted rejudge resumes
+at the first shard without a record; a rejudge with another judge starts the overlay over. The
+server is probed first and the circuit breaker applies, as in `run`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from filters.judge.policy import unscored
+from filters.judge.stage import JudgeStage, make_judge_stage
+from filters.viescore import PROMPT_HASH
+from pipeline.core import schema
+from pipeline.core.run_dir import RunDir, atomic_write
+from pipeline.engine.runner import ensure_models
+from pipeline.engine.servers import check_servers
+from pipeline.engine.stage_runner import run_stage
+from pipeline.postrun.judge_overlay import (
+    OVERLAY_DIR,
+    OVERLAY_SCHEMA,
+    committed_candidates,
+    counts,
+    info_file,
+    overlay_dir,
+    read_record,
+    record_file,
+    shard_file,
+)
+
+# what the judge reads from a candidate row, and what its stage records into
+READ_COLUMNS = ["sample_id", "task", "status", "source_image", "target_image", "instruction_en", "scores", "judge", "provenance"]
+# judge keys that say how to reach or pace the judge, not what it answers: a rejudge that
+# changes only these (another host serving the same model) keeps the shards already re-judged
+PACING_KEYS = ("url", "api_key_env", "timeout_s", "retries", "backoff_s", "max_consecutive_failures",
+               "concurrency", "batch_size", "num_cpus", "num_gpus")
+
+
+class RejudgeError(ValueError):
+    """The command cannot start: not a run folder, or no judge configured."""
+
+
+def overlay_identity(judge_conf: dict[str, Any], tasks: list[str] | None) -> dict[str, Any]:
+    """Which judgements the overlay holds; `identity` is its hash."""
+    what = {
+        "judge": {k: v for k, v in sorted(judge_conf.items()) if k not in PACING_KEYS},
+        "prompt_hash": PROMPT_HASH,
+        "tasks": sorted(tasks) if tasks else None,
+    }
+    return {**what, "identity": hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]}
+
+
+def start_overlay(run: RunDir, info: dict[str, Any]) -> None:
+    """overlay.json names the judge first; shard overlays of any other judge are removed (record
+    first: it is the commit), so none of them is ever read beside the new ones."""
+    current = read_record(info_file(run))
+    if current and current.get("identity") == info["identity"]:
+        return
+    atomic_write(info_file(run), json.dumps({**info, "started_at": time.time()}, indent=1).encode())
+    for record_path in sorted(overlay_dir(run).glob("shard-*.json")):
+        record = read_record(record_path)
+        if record is None or record.get("identity") != info["identity"]:
+            record_path.unlink(missing_ok=True)
+            record_path.with_suffix(".parquet").unlink(missing_ok=True)
+
+
+def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeStage, identity: str,
+                tasks: list[str] | None) -> Counter:
+    """Re-judge one candidate shard and commit its overlay; returns the judge states it wrote."""
+    states: Counter = Counter()
+    ids, judges, viescores = [], [], []
+    source = pq.ParquetFile(run.root / candidate, buffer_size=1 << 20)
+    for batch in source.iter_batches(batch_size=max(1, stage.resources.batch_size), columns=READ_COLUMNS):
+        rows = [row for row in batch.to_pylist() if tasks is None or row["task"] in tasks]
+        for row in run_stage(stage, rows):
+            if row["status"] in schema.CANDIDATE_STATUSES:
+                judge, viescore = schema.loads(row["judge"]), schema.loads(row["scores"]).get("viescore")
+            else:  # the stage crashed on the row: the judge has no score for it; its status stays the run's
+                judge, viescore = unscored(row.get("reason") or "the judge failed on this row", stage.judge.settings()), None
+            judge["overlay"] = OVERLAY_DIR
+            states[judge.get("state") or "none"] += 1
+            ids.append(row["sample_id"])
+            judges.append(schema.dumps(judge))
+            viescores.append(schema.dumps(viescore) if viescore else None)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table([ids, judges, viescores], schema=OVERLAY_SCHEMA), sink, compression="zstd")
+    data = sink.getvalue().to_pybytes()
+    out = shard_file(run, Path(candidate))
+    atomic_write(out, data)
+    record = {
+        "identity": identity,
+        "source": {"path": candidate, "sha256": candidate_sha},
+        "file": {"path": str(out.relative_to(run.root)), "rows": len(ids), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        "states": dict(states),
+        "committed_at": time.time(),
+    }
+    atomic_write(record_file(run, Path(candidate)), json.dumps(record, indent=1).encode())  # the commit: last
+    return states
+
+
+def rejudge_run(run_dir: Path, cfg: dict[str, Any], tasks: list[str] | None = None, log: Callable[[str], None] = print,
+                select: bool = True) -> dict[str, Any]:
+    """Re-judge every committed candidate shard that the overlay does not cover yet, then (with
+    `select`) select again and rewrite the report where the run writes one."""
+    run = RunDir(Path(run_dir))
+    if run.read_plan() is None:
+        raise RejudgeError(f"{run.root} is not a run folder (no plan/plan.json)")
+    stage = make_judge_stage(cfg)
+    if stage.judge is None:
+        raise RejudgeError("rejudge needs a judge: --judge-url URL --judge-model NAME, or --set judge.backend=qwen")
+    check_servers(cfg, ("judge",))  # a wrong URL or model exits 2 before any row is read
+    ensure_models(cfg, [stage], log)
+    info = overlay_identity(cfg["judge"], tasks)
+    start_overlay(run, info)
+    candidates = committed_candidates(run)
+    summary: dict[str, Any] = {"shards": len(candidates), "rejudged": 0, "already_done": 0, "states": Counter()}
+    stage.setup()
+    for candidate, sha in sorted(candidates.items()):
+        record = read_record(record_file(run, Path(candidate)))
+        if record and counts(run, record, info["identity"], sha):
+            summary["already_done"] += 1
+            continue
+        states = judge_shard(run, candidate, sha, stage, info["identity"], tasks)
+        summary["rejudged"] += 1
+        summary["states"].update(states)
+        log(f"re-judged {candidate}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items())))
+    summary["states"] = dict(summary["states"])
+    if select:
+        from pipeline.postrun.selection import select_run
+
+        summary["selection"] = select_run(run.root, cfg)
+        if cfg["run"].get("report"):
+            from pipeline.postrun.report import write_report
+
+            summary["report"] = str(write_report(run.root))
+    return summary
