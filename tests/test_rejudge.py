@@ -1,6 +1,6 @@
 """Re-judging a finished run: a run whose judge refused every row (so nothing was selectable) is
 judged again into the overlay, selection then picks rows, the committed shards keep their
-bytes, and an interrupted rejudge resumes where it stopped."""
+bytes; an interrupted rejudge changes nothing until it is resumed and finished."""
 
 import json
 import socket
@@ -52,10 +52,10 @@ def test_rejudge_makes_the_run_selectable_and_leaves_its_shards_alone(refused_ru
     assert any(r["selected"] for r in ok)
     assert _shard_hashes(run) == hashes  # the committed shards are byte for byte the same
     hq = pq.read_table(run.root / "hq").to_pylist()  # the kept rows carry the new judgements
-    assert hq and all(json.loads(r["judge"])["overlay"] == "overlays/judge" for r in hq)
+    assert hq and all(json.loads(r["judge"])["overlay"] == summary["overlay"] for r in hq)
     assert all(json.loads(r["scores"])["viescore"]["o"] == pytest.approx(7.0) for r in hq)
     assert main(["status", str(run.root)]) == 0
-    assert "judge overlay (openai fake-judge): 2/2 shards re-judged" in capsys.readouterr().out
+    assert "judge overlay (openai fake-judge): 2/2 shards re-judged, in use" in capsys.readouterr().out
     # a second rejudge with the same judge has nothing left to do, and asks nothing
     with FakeJudgeServer(default="good:8,7") as server:
         assert main(["rejudge", str(run.root), "--judge-url", server.base_url, "--judge-model", "fake-judge"]) == 0
@@ -76,10 +76,12 @@ def test_an_interrupted_rejudge_resumes_at_the_next_shard(refused_run, monkeypat
     monkeypatch.setattr(rejudge_mod, "judge_shard", dies_on_the_second_shard)
     with FakeJudgeServer(default="good:4,9", models=("judge-b",)) as server, pytest.raises(KeyboardInterrupt):
         main(["rejudge", str(run.root), "--judge-url", server.base_url, "--judge-model", "judge-b"])
-    overlay = load_overlay(run)
-    assert len(overlay.valid) == 1 and not overlay.complete  # the other judge's shards were dropped
-    assert main(["select", str(run.root)]) == 2  # a partial overlay would mix two judges in one ranking
-    assert "1/2 shards re-judged" in capsys.readouterr().err
+    assert load_overlay(run).info["judge"]["model"] == "fake-judge"  # the finished overlay is still the one in use
+    assert main(["select", str(run.root)]) == 0
+    assert all(r["o"] == pytest.approx(7.0) for r in _selected(run).values() if r["status"] == "ok")
+    capsys.readouterr()
+    assert main(["status", str(run.root)]) == 0
+    assert "judge overlay (openai judge-b): 1/2 shards re-judged, not in use" in capsys.readouterr().out
 
     monkeypatch.setattr(rejudge_mod, "judge_shard", real)
     with FakeJudgeServer(default="good:4,9", models=("judge-b",)) as server:
@@ -88,6 +90,8 @@ def test_an_interrupted_rejudge_resumes_at_the_next_shard(refused_run, monkeypat
     summary = json.loads(capsys.readouterr().out)
     assert summary["already_done"] == 1 and summary["rejudged"] == 1 and asked  # only the second shard was asked
     overlay = load_overlay(run)
+    assert overlay.info["judge"]["model"] == "judge-b" and [d.name for d in (run.root / "overlays" / "judge").iterdir() if d.is_dir()] == [
+        overlay.info["identity"]]  # in use now; the earlier judge's overlay is gone
     ids = [sid for path in sorted(run.candidates.glob("shard-*.parquet")) for sid in overlay.entries(path)]
     candidates = [sid for path in sorted(run.candidates.glob("shard-*.parquet")) for sid in pq.read_table(path).column("sample_id").to_pylist()]
     assert sorted(ids) == sorted(candidates) and len(set(ids)) == len(ids)  # each sample_id once
@@ -95,15 +99,23 @@ def test_an_interrupted_rejudge_resumes_at_the_next_shard(refused_run, monkeypat
     assert _shard_hashes(run) == hashes
 
 
-def test_rejudge_probes_the_judge_first_and_refuses_other_settings(refused_run, capsys):
+def test_rejudge_probes_first_stops_on_a_failing_judge_and_refuses_other_settings(refused_run, capsys):
     run, _ = refused_run
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    overlays = run.root / "overlays" / "judge"
-    before = sorted(p.name for p in overlays.glob("*"))
+    overlays = run.root / "overlays"
+    before = sorted(str(p) for p in overlays.rglob("*"))
     assert main(["rejudge", str(run.root), "--judge-url", f"http://127.0.0.1:{port}/v1", "--judge-model", "m"]) == 2
     assert f"judge server at http://127.0.0.1:{port}/v1/models is unreachable" in capsys.readouterr().err
-    assert sorted(p.name for p in overlays.glob("*")) == before  # nothing started
+    assert sorted(str(p) for p in overlays.rglob("*")) == before  # nothing started
     assert main(["rejudge", str(run.root), "--set", "decode.working_size=64"]) == 2
     assert "rejudge changes only judge.* keys" in capsys.readouterr().err
+
+    selected = _selected(run)
+    with FakeJudgeServer(default="500", models=("judge-c",)) as server:
+        assert main(["rejudge", str(run.root), "--judge-url", server.base_url, "--judge-model", "judge-c",
+                     "--set", "judge.retries=0", "--set", "judge.max_consecutive_failures=1", "--set", "judge.concurrency=1"]) == 1
+    err = capsys.readouterr().err
+    assert "rejudge failed: circuit open: the judge server at http://127.0.0.1:" in err and "Traceback" not in err
+    assert len(server.requests) == 1 and _selected(run) == selected  # stopped at once; the overlay in use is unchanged

@@ -47,6 +47,7 @@ def rejudge_config(run: Path, args) -> dict:
 def cmd_rejudge(args) -> int:
     from pipeline.core.stage import StopRun
     from pipeline.engine.servers import ServerUnusable
+    from pipeline.postrun.judge_overlay import OverlayIncomplete
     from pipeline.postrun.rejudge import RejudgeError, rejudge_run
     from pipeline.postrun.selection import SelectionError
 
@@ -58,8 +59,8 @@ def cmd_rejudge(args) -> int:
     except (config_mod.ConfigError, UnknownTaskError, RejudgeError, ServerUnusable, SelectionError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
-    except StopRun as exc:  # the circuit breaker: the judge server stopped answering
-        print(f"rejudge failed: {exc}; re-judged shards are kept, rerun the same command once it is fixed", file=sys.stderr)
+    except (StopRun, OverlayIncomplete) as exc:  # the circuit breaker opened; shards committed meanwhile
+        print(f"rejudge failed: {exc}; re-judged shards are kept, rerun the same command to finish", file=sys.stderr)
         return RUN_FAILED
     print(json.dumps(summary, indent=1, default=str))
     return 0

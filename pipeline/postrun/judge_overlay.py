@@ -4,17 +4,20 @@
 values of its rows: the `judge` record and `scores.viescore`. Everything else in a row (gates,
 status, images) is the run's and stays where it is. Layout, under `RUN/overlays/judge/`:
 
-- `overlay.json`: which judge the overlay holds (its identity: the judge's settings, the prompt
-  hash and the tasks re-judged); written first, so shard records of an earlier judge stop counting;
-- `shard-NNNNN.parquet`: sample_id, judge, viescore (JSON strings; viescore null when unscored);
-- `shard-NNNNN.json`: its completion record, written last: the identity, the candidate shard it
-  was made from (path and sha256) and the overlay file's rows, bytes and sha256.
+- `<identity>/`: one overlay per judge (the identity hashes the judge's settings, the prompt hash
+  and the tasks re-judged), holding `overlay.json` (what it is), and per candidate shard
+  `shard-NNNNN.parquet` (sample_id, judge, viescore: JSON strings, viescore null when unscored)
+  and `shard-NNNNN.json`, its completion record written last: the identity, the candidate shard it
+  was made from (path and sha256) and the overlay file's rows, bytes and sha256;
+- `active.json`: the identity of the overlay readers apply, written once that overlay covers
+  every committed candidate shard. Until then the previous one (or none: the run's own
+  judgements) stays in force, so an interrupted or failed rejudge changes nothing.
 
-A shard's overlay counts only while its record names the current identity, the candidate shard
-is still the one its completion record describes (a regenerated shard has another sha256), and
-the overlay file passes the cheap check (size and Parquet footer). Readers of candidates
-(selection, report, export) apply it row by row; selection refuses a partial overlay, so one
-ranking never mixes two judges."""
+A shard's overlay counts only while the candidate shard is still the one its completion record
+describes (a regenerated shard has another sha256) and the overlay file passes the cheap check
+(size and Parquet footer). Readers of candidates (selection, report, export) apply the active
+overlay row by row; selection refuses one that no longer covers every shard, so one ranking never
+mixes two judges."""
 
 from __future__ import annotations
 
@@ -38,23 +41,31 @@ Entries = dict[str, tuple[str, str | None]]  # sample_id -> (judge JSON, viescor
 
 
 class OverlayIncomplete(RuntimeError):
-    """An overlay was started but does not cover every committed candidate shard."""
+    """The active overlay no longer covers every committed candidate shard."""
 
 
-def overlay_dir(run: RunDir) -> Path:
+def overlays_root(run: RunDir) -> Path:
     return run.root / OVERLAY_DIR
 
 
-def info_file(run: RunDir) -> Path:
-    return overlay_dir(run) / "overlay.json"
+def active_file(run: RunDir) -> Path:
+    return overlays_root(run) / "active.json"
 
 
-def shard_file(run: RunDir, candidate: Path) -> Path:
-    return overlay_dir(run) / candidate.name
+def overlay_dir(run: RunDir, identity: str) -> Path:
+    return overlays_root(run) / identity
 
 
-def record_file(run: RunDir, candidate: Path) -> Path:
-    return overlay_dir(run) / f"{candidate.stem}.json"
+def info_file(run: RunDir, identity: str) -> Path:
+    return overlay_dir(run, identity) / "overlay.json"
+
+
+def shard_file(run: RunDir, identity: str, candidate: Path) -> Path:
+    return overlay_dir(run, identity) / candidate.name
+
+
+def record_file(run: RunDir, identity: str, candidate: Path) -> Path:
+    return overlay_dir(run, identity) / f"{candidate.stem}.json"
 
 
 def committed_candidates(run: RunDir) -> dict[str, str]:
@@ -83,8 +94,8 @@ class JudgeOverlay:
         if not self.complete:
             missing = self.total - len(self.valid)
             raise OverlayIncomplete(
-                f"{self.describe()}; {missing} shard(s) still carry the run's own judgements. Rerun `python -m pipeline "
-                f"rejudge {self.run.root}` with the same judge to finish it (or delete {OVERLAY_DIR} to drop it)"
+                f"{self.describe()}; {missing} shard(s) changed since. Rerun `python -m pipeline rejudge "
+                f"{self.run.root}` with the same judge to judge them (or delete {OVERLAY_DIR} to drop the overlay)"
             )
 
     def entries(self, candidate: Path) -> Entries:
@@ -100,35 +111,49 @@ class JudgeOverlay:
         return {"identity": self.info.get("identity"), "files": sorted(r["file"]["sha256"] for r in self.valid.values())}
 
 
-def load_overlay(run: RunDir) -> JudgeOverlay | None:
-    """The run's judge overlay, with the shards it validly covers; None when it has none."""
-    path = info_file(run)
-    if not path.exists():
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # missing or unreadable: as if never written
+
+
+def counts(run: RunDir, record: dict[str, Any] | None, identity: str, candidate_sha: str) -> bool:
+    """Whether a shard's overlay record applies: this judge, this candidate shard, its file intact."""
+    return (
+        record is not None
+        and record.get("identity") == identity
+        and (record.get("source") or {}).get("sha256") == candidate_sha
+        and file_problem(run.root, record["file"], full=False) is None
+    )
+
+
+def read_overlay(run: RunDir, identity: str) -> JudgeOverlay | None:
+    """One judge's overlay, with the shards it covers; None when there is none."""
+    info = read_json(info_file(run, identity))
+    if info is None:
         return None
-    info = json.loads(path.read_text())
     candidates = committed_candidates(run)
     overlay = JudgeOverlay(run, info, total=len(candidates))
     for rel, sha in candidates.items():
-        record = read_record(record_file(run, Path(rel)))
-        if record and counts(run, record, info.get("identity"), sha):
+        record = read_json(record_file(run, identity, Path(rel)))
+        if counts(run, record, identity, sha):
             overlay.valid[rel] = record
     return overlay
 
 
-def read_record(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # missing or unreadable: that shard is not re-judged
+def load_overlay(run: RunDir) -> JudgeOverlay | None:
+    """The overlay readers apply (active.json names it); None: the run's own judgements."""
+    active = read_json(active_file(run))
+    return read_overlay(run, str(active["identity"])) if active and active.get("identity") else None
 
 
-def counts(run: RunDir, record: dict[str, Any], identity: str | None, candidate_sha: str) -> bool:
-    """Whether a shard's overlay record still applies: same judge, same candidate shard, file intact."""
-    return (
-        record.get("identity") == identity
-        and (record.get("source") or {}).get("sha256") == candidate_sha
-        and file_problem(run.root, record["file"], full=False) is None
-    )
+def unfinished_overlays(run: RunDir) -> list[JudgeOverlay]:
+    """Overlays a rejudge started and has not finished (not the active one)."""
+    active = (read_json(active_file(run)) or {}).get("identity")
+    root = overlays_root(run)
+    found = [read_overlay(run, d.name) for d in sorted(root.iterdir()) if d.is_dir() and d.name != active] if root.is_dir() else []
+    return [o for o in found if o is not None]
 
 
 # --- applying --------------------------------------------------------------------------------

@@ -5,13 +5,15 @@ wrong or down is judged anew without regenerating anything; its shards are never
 Shard by shard, in this process (the judge is one stage: a served judge's concurrency lives in
 its client, an in-process Qwen is one model), each shard's overlay committed as the shard writer
 commits: the Parquet file, then its record, both by atomic_write. An interrupted rejudge resumes
-at the first shard without a record; a rejudge with another judge starts the overlay over. The
-server is probed first and the circuit breaker applies, as in `run`."""
+at the first shard without a record. Each judge gets its own overlay, made active (and the
+others removed) only once it covers every shard: until then selection reads what it read before.
+The server is probed first and the circuit breaker applies, as in `run`."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -31,11 +33,13 @@ from pipeline.engine.stage_runner import run_stage
 from pipeline.postrun.judge_overlay import (
     OVERLAY_DIR,
     OVERLAY_SCHEMA,
+    active_file,
     committed_candidates,
     counts,
     info_file,
-    overlay_dir,
-    read_record,
+    overlays_root,
+    read_json,
+    read_overlay,
     record_file,
     shard_file,
 )
@@ -63,17 +67,17 @@ def overlay_identity(judge_conf: dict[str, Any], tasks: list[str] | None) -> dic
 
 
 def start_overlay(run: RunDir, info: dict[str, Any]) -> None:
-    """overlay.json names the judge first; shard overlays of any other judge are removed (record
-    first: it is the commit), so none of them is ever read beside the new ones."""
-    current = read_record(info_file(run))
-    if current and current.get("identity") == info["identity"]:
-        return
-    atomic_write(info_file(run), json.dumps({**info, "started_at": time.time()}, indent=1).encode())
-    for record_path in sorted(overlay_dir(run).glob("shard-*.json")):
-        record = read_record(record_path)
-        if record is None or record.get("identity") != info["identity"]:
-            record_path.unlink(missing_ok=True)
-            record_path.with_suffix(".parquet").unlink(missing_ok=True)
+    """This judge's overlay folder with its overlay.json (kept when resuming)."""
+    if read_json(info_file(run, info["identity"])) is None:
+        atomic_write(info_file(run, info["identity"]), json.dumps({**info, "started_at": time.time()}, indent=1).encode())
+
+
+def activate(run: RunDir, identity: str) -> None:
+    """Readers switch to this overlay in one rename; the other overlays go afterwards."""
+    atomic_write(active_file(run), json.dumps({"identity": identity, "activated_at": time.time()}).encode())
+    for folder in overlays_root(run).iterdir():
+        if folder.is_dir() and folder.name != identity:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeStage, identity: str,
@@ -89,7 +93,7 @@ def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeSta
                 judge, viescore = schema.loads(row["judge"]), schema.loads(row["scores"]).get("viescore")
             else:  # the stage crashed on the row: the judge has no score for it; its status stays the run's
                 judge, viescore = unscored(row.get("reason") or "the judge failed on this row", stage.judge.settings()), None
-            judge["overlay"] = OVERLAY_DIR
+            judge["overlay"] = f"{OVERLAY_DIR}/{identity}"  # where this judgement lives, beside the shard
             states[judge.get("state") or "none"] += 1
             ids.append(row["sample_id"])
             judges.append(schema.dumps(judge))
@@ -97,7 +101,7 @@ def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeSta
     sink = pa.BufferOutputStream()
     pq.write_table(pa.table([ids, judges, viescores], schema=OVERLAY_SCHEMA), sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
-    out = shard_file(run, Path(candidate))
+    out = shard_file(run, identity, Path(candidate))
     atomic_write(out, data)
     record = {
         "identity": identity,
@@ -106,7 +110,7 @@ def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeSta
         "states": dict(states),
         "committed_at": time.time(),
     }
-    atomic_write(record_file(run, Path(candidate)), json.dumps(record, indent=1).encode())  # the commit: last
+    atomic_write(record_file(run, identity, Path(candidate)), json.dumps(record, indent=1).encode())  # the commit: last
     return states
 
 
@@ -123,20 +127,24 @@ def rejudge_run(run_dir: Path, cfg: dict[str, Any], tasks: list[str] | None = No
     check_servers(cfg, ("judge",))  # a wrong URL or model exits 2 before any row is read
     ensure_models(cfg, [stage], log)
     info = overlay_identity(cfg["judge"], tasks)
+    identity = info["identity"]
     start_overlay(run, info)
     candidates = committed_candidates(run)
     summary: dict[str, Any] = {"shards": len(candidates), "rejudged": 0, "already_done": 0, "states": Counter()}
     stage.setup()
     for candidate, sha in sorted(candidates.items()):
-        record = read_record(record_file(run, Path(candidate)))
-        if record and counts(run, record, info["identity"], sha):
+        if counts(run, read_json(record_file(run, identity, Path(candidate))), identity, sha):
             summary["already_done"] += 1
             continue
-        states = judge_shard(run, candidate, sha, stage, info["identity"], tasks)
+        states = judge_shard(run, candidate, sha, stage, identity, tasks)
         summary["rejudged"] += 1
         summary["states"].update(states)
         log(f"re-judged {candidate}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items())))
     summary["states"] = dict(summary["states"])
+    overlay = read_overlay(run, identity)
+    overlay.require_complete()  # a shard committed or regenerated meanwhile: rerun to judge it too
+    activate(run, identity)
+    summary["overlay"] = f"{OVERLAY_DIR}/{identity}"
     if select:
         from pipeline.postrun.selection import select_run
 
