@@ -1,7 +1,9 @@
 """No orphans: the embedded Ray that `run` starts goes away with its driver, even after SIGKILL
-(pipeline/engine/ray_watchdog.py), and the rerun finishes the run with each sample_id once."""
+(pipeline/engine/ray_watchdog.py), and the rerun finishes the run with each sample_id once; what
+a run's earlier Ray left behind is stopped when the run starts again (engine/stale_ray.py)."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +15,9 @@ import pyarrow.parquet as pq
 from ray._common.utils import get_default_ray_temp_dir
 
 from pipeline.cli.main import main
+from pipeline.core.run_dir import RunDir
 from pipeline.engine.ray_watchdog import session_processes
+from pipeline.engine.stale_ray import record_session, session_record, stop_stale_session
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,3 +65,31 @@ def test_a_sigkilled_driver_leaves_no_ray_process_and_the_rerun_finishes(ray_add
     ids = [sid for p in shards for sid in pq.read_table(p, columns=["sample_id"]).column(0).to_pylist()]
     assert ids and len(ids) == len(set(ids))
     assert len(list((out / "stats" / "shards").glob("shard-*.json"))) == 4
+
+
+HOLD_A_FILE = "import sys, time; handle = open(sys.argv[1], 'w'); time.sleep(120)"
+
+
+def test_a_runs_own_leftover_ray_is_stopped_at_its_next_start_and_nothing_else(tmp_path):
+    ours, other = tmp_path / "session_1_100", tmp_path / "session_1_1000"  # another session: a prefix of neither
+    holders = {}
+    for session in (ours, other):
+        (session / "logs").mkdir(parents=True)
+        holders[session] = subprocess.Popen([sys.executable, "-c", HOLD_A_FILE, str(session / "logs" / "worker.out")])
+    try:
+        deadline = time.monotonic() + 20
+        while len(session_processes([ours, other])) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run = RunDir(tmp_path / "run")
+        run.stats.mkdir(parents=True)
+        # the driver that recorded it has ended: same PID number, another start time
+        session_record(run).write_text(json.dumps({"session_dir": str(ours), "driver_pid": os.getpid(), "driver_started": 0.0}))
+        assert stop_stale_session(run) == 1
+        holders[ours].wait(timeout=10)  # killed, not sleeping on (the sweep reaped its own child: no exit code left)
+        assert not session_processes([ours]) and holders[other].poll() is None
+        record_session(run, str(other))  # recorded by a driver that still runs (this one): not stale
+        assert stop_stale_session(run) == 0 and holders[other].poll() is None
+    finally:
+        for proc in holders.values():
+            proc.kill()
+            proc.wait()

@@ -89,7 +89,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> dict[str, Any]
     session_dir = _session_dir()
     if watchdog is not None and session_dir:
         watchdog.announce(session_dir)
-    return {"mode": "embedded", "address": ray.get_runtime_context().gcs_address}
+    return {"mode": "embedded", "address": ray.get_runtime_context().gcs_address, "session_dir": session_dir}
 
 
 # Ray has no public call for its temp and session folders; without them the watchdog sweeps
