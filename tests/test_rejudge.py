@@ -98,6 +98,13 @@ def test_an_interrupted_rejudge_resumes_at_the_next_shard(refused_run, monkeypat
     assert all(r["o"] == pytest.approx(4.0) for r in _selected(run).values() if r["status"] == "ok")
     assert _shard_hashes(run) == hashes
 
+    # judging another task again changes only its rows: these keep what the overlay in use says
+    with FakeJudgeServer(default="good:1,1", models=("judge-b",)) as server:
+        assert main(["rejudge", str(run.root), "--judge-url", server.base_url, "--judge-model", "judge-b", "--task", "tone"]) == 0
+        assert not server.requests  # no tone rows in this run
+    assert load_overlay(run).info["tasks"] == ["tone_transformation"]
+    assert all(r["o"] == pytest.approx(4.0) for r in _selected(run).values() if r["status"] == "ok")
+
 
 def test_rejudge_probes_first_stops_on_a_failing_judge_and_refuses_other_settings(refused_run, capsys):
     run, _ = refused_run

@@ -33,10 +33,12 @@ from pipeline.engine.stage_runner import run_stage
 from pipeline.postrun.judge_overlay import (
     OVERLAY_DIR,
     OVERLAY_SCHEMA,
+    JudgeOverlay,
     active_file,
     committed_candidates,
     counts,
     info_file,
+    load_overlay,
     overlays_root,
     read_json,
     read_overlay,
@@ -56,12 +58,14 @@ class RejudgeError(ValueError):
     """The command cannot start: not a run folder, or no judge configured."""
 
 
-def overlay_identity(judge_conf: dict[str, Any], tasks: list[str] | None) -> dict[str, Any]:
-    """Which judgements the overlay holds; `identity` is its hash."""
+def overlay_identity(judge_conf: dict[str, Any], tasks: list[str] | None, base: str | None = None) -> dict[str, Any]:
+    """Which judgements the overlay holds; `identity` is its hash. A rejudge of some tasks builds
+    on the overlay in use (`base`): its other tasks' rows keep what that one says."""
     what = {
         "judge": {k: v for k, v in sorted(judge_conf.items()) if k not in PACING_KEYS},
         "prompt_hash": PROMPT_HASH,
         "tasks": sorted(tasks) if tasks else None,
+        "base": base,
     }
     return {**what, "identity": hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]}
 
@@ -81,14 +85,21 @@ def activate(run: RunDir, identity: str) -> None:
 
 
 def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeStage, identity: str,
-                tasks: list[str] | None) -> Counter:
-    """Re-judge one candidate shard and commit its overlay; returns the judge states it wrote."""
+                tasks: list[str] | None, base: JudgeOverlay | None = None) -> Counter:
+    """Re-judge one candidate shard (the rows of `tasks`; the others keep the base overlay's
+    entries) and commit its overlay; returns the judge states it wrote."""
     states: Counter = Counter()
     ids, judges, viescores = [], [], []
+    kept = base.entries(run.root / candidate) if base is not None else {}
     source = pq.ParquetFile(run.root / candidate, buffer_size=1 << 20)
     for batch in source.iter_batches(batch_size=max(1, stage.resources.batch_size), columns=READ_COLUMNS):
-        rows = [row for row in batch.to_pylist() if tasks is None or row["task"] in tasks]
-        for row in run_stage(stage, rows):
+        rows = batch.to_pylist()
+        for row in rows:
+            if tasks is not None and row["task"] not in tasks and row["sample_id"] in kept:
+                ids.append(row["sample_id"])
+                judges.append(kept[row["sample_id"]][0])
+                viescores.append(kept[row["sample_id"]][1])
+        for row in run_stage(stage, [row for row in rows if tasks is None or row["task"] in tasks]):
             if row["status"] in schema.CANDIDATE_STATUSES:
                 judge, viescore = schema.loads(row["judge"]), schema.loads(row["scores"]).get("viescore")
             else:  # the stage crashed on the row: the judge has no score for it; its status stays the run's
@@ -126,7 +137,8 @@ def rejudge_run(run_dir: Path, cfg: dict[str, Any], tasks: list[str] | None = No
         raise RejudgeError("rejudge needs a judge: --judge-url URL --judge-model NAME, or --set judge.backend=qwen")
     check_servers(cfg, ("judge",))  # a wrong URL or model exits 2 before any row is read
     ensure_models(cfg, [stage], log)
-    info = overlay_identity(cfg["judge"], tasks)
+    base = load_overlay(run) if tasks else None  # judging some tasks again changes only theirs
+    info = overlay_identity(cfg["judge"], tasks, base.info["identity"] if base else None)
     identity = info["identity"]
     start_overlay(run, info)
     candidates = committed_candidates(run)
@@ -136,7 +148,7 @@ def rejudge_run(run_dir: Path, cfg: dict[str, Any], tasks: list[str] | None = No
         if counts(run, read_json(record_file(run, identity, Path(candidate))), identity, sha):
             summary["already_done"] += 1
             continue
-        states = judge_shard(run, candidate, sha, stage, identity, tasks)
+        states = judge_shard(run, candidate, sha, stage, identity, tasks, base)
         summary["rejudged"] += 1
         summary["states"].update(states)
         log(f"re-judged {candidate}: " + ", ".join(f"{n} {state}" for state, n in sorted(states.items())))
