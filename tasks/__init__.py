@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+from pipeline.core.config import ConfigError
 from pipeline.core.stage import Stage
+from stages.best_of_n import with_best_of_n
 
 # task id -> module in this package that implements it
 RECIPES: dict[str, str] = {
@@ -50,9 +52,25 @@ def _implemented(task: str, profile: str):
     return module
 
 
+# real frames, not drawn ones: a second seed would give the same pair again
+NO_SEEDS = frozenset({"motion_change"})
+
+
 def build_stages(task: str, cfg: dict[str, Any]) -> list[Stage]:
-    """The task's chain for the configured profile, its own gate last."""
-    return _implemented(task, cfg["profile"]).build(cfg)
+    """The task's chain for the configured profile, its own gate last; with `tasks.<task>.seeds`
+    N > 1 every proposed edit is drawn N times (stages/best_of_n.py)."""
+    stages = _implemented(task, cfg["profile"]).build(cfg)
+    return with_best_of_n(stages, task, seeds_of(task, cfg))
+
+
+def seeds_of(task: str, cfg: dict[str, Any]) -> int:
+    """`tasks.<task>.seeds`, checked: at least 1, and 1 for a task that draws nothing."""
+    n = int(cfg["tasks"].get(task, {}).get("seeds", 1))
+    if n < 1:
+        raise ConfigError(f"tasks.{task}.seeds: must be at least 1, not {n}")
+    if n > 1 and task in NO_SEEDS:
+        raise ConfigError(f"tasks.{task}.seeds: {task} takes its targets from real video frames; only 1 is possible")
+    return n
 
 
 def task_gate(task: str, cfg: dict[str, Any]) -> Stage:

@@ -9,4 +9,6 @@
   empty reply, a timeout or a server that keeps failing is `unscored` at once, with the reason:
   missing data, never a number. Rows that failed their gates are not judged (state `none`);
   without a judge (the cpu profile) every row says that ranking uses the gate score.
-- `stage`: the judge as a pipeline stage, and the judge and stage the resolved config asks for."""
+- `stage`: the judge as a pipeline stage, and the judge and stage the resolved config asks for.
+- `pairwise` and `pairwise_stage`: best of N. The N targets of one edit (`tasks.<task>.seeds`)
+  compared two at a time, in both orders, through the same backends; the most wins goes on."""

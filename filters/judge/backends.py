@@ -6,7 +6,7 @@ failures, not text to read)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -74,6 +74,7 @@ class QwenJudgeBackend:
     """Qwen2.5-VL in this process, loaded once in `setup`, several images per prompt."""
 
     uses_model = True
+    render: Callable[[int, str], str] | None = None  # the user turn's text; None: the processor's chat template
 
     def __init__(self, model_ref: str, revision: str | None = None, max_new_tokens: int = 512, temperature: float = 0.0):
         self.model_ref, self.revision = model_ref, revision
@@ -95,7 +96,8 @@ class QwenJudgeBackend:
         for count in sorted({len(c.images) for c in calls}):
             index = [i for i, c in enumerate(calls) if len(c.images) == count]
             texts = generate_with_images(
-                self.model, [calls[i].images for i in index], [calls[i].prompt for i in index], self.max_new_tokens, self.temperature
+                self.model, [calls[i].images for i in index], [calls[i].prompt for i in index], self.max_new_tokens, self.temperature,
+                render=self.render,
             )
             for i, text in zip(index, texts, strict=True):
                 results[i] = text_result(text)
@@ -107,15 +109,24 @@ class QwenJudgeBackend:
 
 
 def generate_with_images(
-    model: Any, image_lists: Sequence[Sequence[np.ndarray]], prompts: Sequence[str], max_new_tokens: int, temperature: float
+    model: Any,
+    image_lists: Sequence[Sequence[np.ndarray]],
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    temperature: float,
+    render: Callable[[int, str], str] | None = None,
 ) -> list[str]:
     """Like stages.qwen2_5_vl.QwenVL.generate, but each prompt follows its own list of images
-    (Qwen2.5-VL reads several images in one user turn, in the order given)."""
+    (Qwen2.5-VL reads several images in one user turn, in the order given). `render(image
+    count, prompt)` writes the whole chat text instead of the processor's template (a model
+    fine-tuned on its own layout is asked in that layout)."""
     import torch
 
     processor = model.processor
     texts = [
-        processor.apply_chat_template(
+        render(len(images), prompt)
+        if render is not None
+        else processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "image"}] * len(images) + [{"type": "text", "text": prompt}]}],
             tokenize=False,
             add_generation_prompt=True,

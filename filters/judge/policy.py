@@ -11,18 +11,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from filters.judge.backends import JudgeBackend, JudgeCall, snippet
-from filters.viescore import (
-    PQ,
-    PROMPT_HASH,
-    SC,
-    ScoreReply,
-    combine,
-    match_source_size,
-    parse_score_reply,
-    pq_prompt,
-    sc_prompt,
-    strict_prompt,
-)
+from filters.judge.pairwise import LOST
+from filters.judge.rubric import VIESCORE, Rubric
+from filters.viescore import PQ, SC, ScoreReply, match_source_size
 from pipeline.core import schema
 from pipeline.core.image_io import decode_image
 from pipeline.core.stage import Row
@@ -31,6 +22,7 @@ from stages.models.openai_client import REFUSED, ChatResult
 SCORED, UNSCORED, NONE = "scored", "unscored", "none"
 NO_JUDGE = "no judge on this profile: ranking uses the gate score"
 REJECTED_BY_GATES = "rejected by gates"
+LOST_TO_ANOTHER_SEED = "lost the pairwise comparison to another seed of its edit"
 _CHUNK_ROWS = 32  # rows decoded and judged together by judge_rows
 
 
@@ -55,37 +47,37 @@ class CallOutcome:
 
 
 class Judge:
-    def __init__(self, backend: JudgeBackend):
-        self.backend = backend
+    def __init__(self, backend: JudgeBackend, rubric: Rubric = VIESCORE):
+        self.backend, self.rubric = backend, rubric
 
     def setup(self) -> None:
         self.backend.setup()
 
     def settings(self) -> dict[str, Any]:
         """What every judgement records beside its scores."""
-        return {**self.backend.describe(), "prompt_hash": PROMPT_HASH}
+        return {**self.backend.describe(), **self.rubric.describe()}
 
     def judge_triplets(self, triplets: Sequence[tuple[np.ndarray, np.ndarray, str]]) -> list[dict[str, Any]]:
         """One judgement record per (source, edited, instruction)."""
         calls: list[JudgeCall] = []
         for source, edited, instruction in triplets:
             edited = match_source_size(edited, source)
-            calls.append(JudgeCall((source, edited), sc_prompt(instruction)))
-            calls.append(JudgeCall((edited,), pq_prompt()))
+            calls.append(JudgeCall((source, edited), self.rubric.sc_prompt(instruction)))
+            calls.append(JudgeCall((edited,), self.rubric.pq_prompt()))
         outcomes = self._ask_with_retry(calls)
         settings = self.settings()
-        return [verdict(outcomes[2 * i], outcomes[2 * i + 1], settings) for i in range(len(triplets))]
+        return [verdict(outcomes[2 * i], outcomes[2 * i + 1], settings, self.rubric) for i in range(len(triplets))]
 
     def _ask_with_retry(self, calls: list[JudgeCall]) -> list[CallOutcome]:
         first = self._ask(calls)
-        outcomes = [read_result(result, 1, []) for result in first]
+        outcomes = [read_result(result, 1, [], self.rubric) for result in first]
         # only readable-but-wrong answers earn a second, stricter prompt; failures are final
         again = [i for i, outcome in enumerate(outcomes) if outcome.retry]
         if again:
-            retried = self._ask([JudgeCall(calls[i].images, strict_prompt(calls[i].prompt, outcomes[i].reason)) for i in again])
+            retried = self._ask([JudgeCall(calls[i].images, self.rubric.strict_prompt(calls[i].prompt, outcomes[i].reason)) for i in again])
             for i, result in zip(again, retried):
                 earlier = outcomes[i]
-                outcome = read_result(result, 2, earlier.rejected + [earlier.reason])
+                outcome = read_result(result, 2, earlier.rejected + [earlier.reason], self.rubric)
                 outcome.requests += earlier.requests
                 outcomes[i] = outcome
         return outcomes
@@ -97,11 +89,11 @@ class Judge:
         return results
 
 
-def read_result(result: ChatResult, attempts: int, rejected: list[str]) -> CallOutcome:
+def read_result(result: ChatResult, attempts: int, rejected: list[str], rubric: Rubric = VIESCORE) -> CallOutcome:
     text = snippet(result.text) if result.text is not None else None
     if not result.ok:
         return CallOutcome(None, f"{result.failure}: {result.reason}", attempts, result.attempts, rejected, text)
-    reply = parse_score_reply(result.text)
+    reply = rubric.parse(result.text)
     if reply.refused:
         return CallOutcome(None, f"{REFUSED}: {reply.reason}", attempts, result.attempts, rejected, text)
     if not reply.ok:
@@ -109,8 +101,9 @@ def read_result(result: ChatResult, attempts: int, rejected: list[str]) -> CallO
     return CallOutcome(reply, None, attempts, result.attempts, rejected, text)
 
 
-def verdict(sc: CallOutcome, pq: CallOutcome, settings: dict[str, Any]) -> dict[str, Any]:
-    """The row's `judge` record. Scores appear only when both calls gave readable answers."""
+def verdict(sc: CallOutcome, pq: CallOutcome, settings: dict[str, Any], rubric: Rubric = VIESCORE) -> dict[str, Any]:
+    """The row's `judge` record. Scores appear only when both calls gave readable answers;
+    `sc_scores`/`pq_scores` keep the sub-scores on the rubric's own scale."""
     record: dict[str, Any] = {
         **settings,
         "state": UNSCORED,
@@ -126,7 +119,7 @@ def verdict(sc: CallOutcome, pq: CallOutcome, settings: dict[str, Any]) -> dict[
         "attempts": {SC: sc.attempts, PQ: pq.attempts},
     }
     if sc.reply is not None and pq.reply is not None:
-        record.update(combine(sc.reply.scores, pq.reply.scores), state=SCORED, ranked_by="o")
+        record.update(rubric.combine(sc.reply.scores, pq.reply.scores), state=SCORED, ranked_by="o")
         record.update(sc_scores=list(sc.reply.scores), pq_scores=list(pq.reply.scores))
         record.update(sc_reasoning=sc.reply.reasoning, pq_reasoning=pq.reply.reasoning)
     else:
@@ -146,8 +139,9 @@ def unscored(reason: str, settings: dict[str, Any]) -> dict[str, Any]:
 
 def write_judgement(row: Row, record: dict[str, Any]) -> Row:
     """`judge` gets the record; `scores.viescore` gets SC, PQ and O when scored, and any stale
-    value is removed otherwise."""
-    row["judge"] = schema.dumps(record)
+    value is removed otherwise. A best-of-N ranking already on the row (`pairwise`) is kept."""
+    pairwise = schema.loads(row.get("judge")).get("pairwise")
+    row["judge"] = schema.dumps(record if pairwise is None else {**record, "pairwise": pairwise})
     scores = schema.loads(row.get("scores"))
     if record["state"] == SCORED:
         scores["viescore"] = {"sc": record["sc"], "pq": record["pq"], "o": record["o"]}
@@ -164,18 +158,22 @@ def judge_rows(rows: list[Row], judge: Judge | None) -> list[Row]:
     if judge is None:
         for row in rows:
             if row.get("status") in schema.CANDIDATE_STATUSES:
-                reason = REJECTED_BY_GATES if row["status"] == schema.REJECTED else NO_JUDGE
+                reason = _why_rejected(row) if row["status"] == schema.REJECTED else NO_JUDGE
                 write_judgement(row, {"state": NONE, "reason": reason, "ranked_by": "gate_score"})
         return rows
     for row in rows:
         if row.get("status") == schema.REJECTED:
-            write_judgement(row, {"state": NONE, "reason": REJECTED_BY_GATES})
+            write_judgement(row, {"state": NONE, "reason": _why_rejected(row)})
     todo = [row for row in rows if row.get("status") == schema.OK]
     if todo:
         judge.setup()  # idempotent; the recorded settings then name what actually loaded
     for start in range(0, len(todo), _CHUNK_ROWS):
         _judge_chunk(todo[start : start + _CHUNK_ROWS], judge)
     return rows
+
+
+def _why_rejected(row: Row) -> str:
+    return LOST_TO_ANOTHER_SEED if row.get("reason") == LOST else REJECTED_BY_GATES
 
 
 def _judge_chunk(rows: list[Row], judge: Judge) -> None:

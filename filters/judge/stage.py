@@ -1,13 +1,16 @@
 """The judge as a pipeline stage, and the judge and stage that the resolved config's `judge:`
-block asks for (backend none, qwen or openai)."""
+block asks for (backend none, qwen, openai or editscore)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from filters.judge.backends import OpenAIJudgeBackend, QwenJudgeBackend
+from filters.judge.editscore_backend import EditScoreJudgeBackend, require_peft
+from filters.judge.editscore_rubric import EDITSCORE
 from filters.judge.policy import Judge, judge_rows
 from pipeline.core import schema
+from pipeline.core.config import ConfigError
 from pipeline.core.rows import record_stage
 from pipeline.core.stage import Resources, Row, Stage
 from stages.models.circuit import CircuitBreaker
@@ -15,7 +18,8 @@ from stages.models.openai_client import OpenAIChatClient
 from stages.models.server_probe import shown_url
 
 STAGE_NAME = "judge"
-BACKENDS = ("none", "qwen", "openai")
+BACKENDS = ("none", "qwen", "openai", "editscore")
+IN_PROCESS_QWEN = ("qwen", "editscore")  # backends that load a Qwen2.5-VL here
 QWEN_FAMILY = "qwen2_5_vl"  # the registry family a Qwen judge loads when no judge.model is given
 
 
@@ -27,7 +31,7 @@ class JudgeStage(Stage):
     twins are built before it runs); a judge given its own model or a server loads none."""
 
     name = STAGE_NAME
-    reads = ("status", "source_image", "target_image", "instruction_en", "scores")
+    reads = ("status", "source_image", "target_image", "instruction_en", "scores", "judge?")
     writes = ("judge", "scores", "provenance")
     accepts = (schema.OK, schema.REJECTED)
 
@@ -57,7 +61,7 @@ class JudgeStage(Stage):
 
 
 def _provenance(settings: dict[str, Any]) -> dict[str, Any]:
-    keys = ("backend", "model", "revision", "dtype", "prompt_hash")
+    keys = ("backend", "model", "revision", "dtype", "adapter", "prompt_hash")
     return {k: settings[k] for k in keys if k in settings}
 
 
@@ -83,22 +87,36 @@ def make_backend(conf: dict[str, Any], cfg: dict[str, Any], section: str = "judg
             breaker=CircuitBreaker(int(conf.get("max_consecutive_failures") or 0), f"{section} server at {shown_url(str(conf['url']))}"),
         )
         return OpenAIJudgeBackend(client, conf.get("revision"), **decoding)
-    model, revision = conf.get("model"), conf.get("revision")
-    if not model:
-        from pipeline.core import models
-
-        model, revision = models.resolve(cfg, QWEN_FAMILY)
-    return QwenJudgeBackend(str(model), revision, **decoding)
+    return QwenJudgeBackend(*_qwen_model(conf, cfg), **decoding)
 
 
 def make_judge(cfg: dict[str, Any]) -> Judge | None:
-    """The judge the resolved config asks for (`judge:` block), or None for backend `none`."""
-    backend = cfg["judge"]["backend"]
+    """The judge the resolved config asks for (`judge:` block), or None for backend `none`.
+    EditScore is Qwen2.5-VL (`judge.model`, else the profile's qwen2_5_vl) with the LoRA
+    `judge.adapter` merged in, asked in its own rubric."""
+    conf = cfg["judge"]
+    backend = conf["backend"]
     if backend not in BACKENDS:
-        raise ValueError(f"judge.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        raise ConfigError(f"judge.backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "none":
         return None
-    return Judge(make_backend(cfg["judge"], cfg))
+    if backend == "editscore":
+        require_peft()  # before any stage is built, not in an actor half-way through a run
+        if not conf.get("adapter"):
+            raise ConfigError("judge.backend editscore needs judge.adapter (the LoRA: EditScore/EditScore-7B or a folder)")
+        model, revision = _qwen_model(conf, cfg)
+        decoding = {"max_new_tokens": int(conf["max_new_tokens"]), "temperature": float(conf["temperature"])}
+        return Judge(EditScoreJudgeBackend(model, revision, str(conf["adapter"]), conf.get("adapter_revision"), **decoding), EDITSCORE)
+    return Judge(make_backend(conf, cfg))
+
+
+def _qwen_model(conf: dict[str, Any], cfg: dict[str, Any]) -> tuple[str, str | None]:
+    """`model` (and `revision`) of a judge block, else the profile's qwen2_5_vl family."""
+    if conf.get("model"):
+        return str(conf["model"]), conf.get("revision")
+    from pipeline.core import models
+
+    return models.resolve(cfg, QWEN_FAMILY)
 
 
 def make_judge_stage(cfg: dict[str, Any]) -> JudgeStage:
@@ -112,12 +130,12 @@ def make_judge_stage(cfg: dict[str, Any]) -> JudgeStage:
 
 def sizing(conf: dict[str, Any], in_process: bool) -> tuple[Resources, tuple[str, ...]]:
     """The resources and registry loads of a stage over a `judge:`-shaped block: one actor of
-    `num_cpus` (and `num_gpus` only for an in-process model); a Qwen backend with no `model` loads
-    the registry's qwen2_5_vl."""
+    `num_cpus` (and `num_gpus` only for an in-process model); a Qwen or EditScore backend with no
+    `model` loads the registry's qwen2_5_vl."""
     resources = Resources(
         num_cpus=float(conf["num_cpus"]),
         num_gpus=float(conf["num_gpus"]) if in_process else 0.0,
         batch_size=int(conf["batch_size"]),
         concurrency=1,
     )
-    return resources, (QWEN_FAMILY,) if conf["backend"] == "qwen" and not conf.get("model") else ()
+    return resources, (QWEN_FAMILY,) if conf["backend"] in IN_PROCESS_QWEN and not conf.get("model") else ()

@@ -45,7 +45,7 @@ def cmd_select(args) -> int:
         return USAGE_ERROR
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     try:
-        current = config_mod.load_config(cfg.get("profile"), overrides=[config_mod.parse_set(s) for s in args.set])
+        current = config_mod.load_config(cfg.get("profile"), args.config, overrides=[config_mod.parse_set(s) for s in args.set])
         cfg["select"] = current["select"]
         result = select_run(run, cfg)
     except (config_mod.ConfigError, SelectionError) as exc:
@@ -62,7 +62,7 @@ def cmd_score(args) -> int:
     overrides = [config_mod.parse_set(s) for s in args.set]
     overrides.append(judge_flags(args))
     try:
-        cfg = config_mod.load_config(args.profile, overrides=overrides)
+        cfg = config_mod.load_config(args.profile, args.config, overrides=overrides)
         check_servers(cfg, ("judge",))  # a wrong --judge-url exits 2 before any row is read
         task = parse_tasks(args.task)[0] if args.task else None
         summary = score_dataset(Path(args.input), Path(args.out), cfg, parse_columns(args.columns), task)

@@ -2,7 +2,8 @@
 data, not failure), 2 on usage or configuration errors, 1 when the run itself fails. This module
 holds the argument parsers and the dispatch; the commands themselves live in commands_run
 (run, tasks, status, plan), commands_data (sheet, report, select, export, score),
-commands_rejudge (rejudge), commands_verify (verify) and models (models)."""
+commands_rejudge (rejudge), commands_verify (verify), commands_review (review), commands_calibrate
+(calibrate) and models (models)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import sys
 from pathlib import Path
 
 from pipeline.cli import (
+    commands_calibrate,
     commands_data,
     commands_rejudge,
+    commands_review,
     commands_run,
     commands_verify,
     stages_list,
@@ -64,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--page-size", type=int, default=30, help="cards per page (default 30)")
     se = sub.add_parser("select", help="rerun the selection phase: dedup and the 1-in-20 choice, hq/", description="Dedup and select the high-quality subset of a finished run.")
     se.add_argument("run_dir")
+    se.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable; its select keys apply)")
     se.add_argument("--set", action="append", default=[], metavar="select.KEY=VALUE")
     sc = sub.add_parser("score", help="run the gates and the judge over an existing triplet dataset", description="Gates and judge over Parquet triplets (this project's rows or others' via --columns).")
     sc.add_argument("--input", required=True, help="a Parquet file or a folder of them")
@@ -73,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--task", help="the task of every row, when the data has no task column")
     sc.add_argument("--judge-url")
     sc.add_argument("--judge-model")
+    sc.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable), e.g. calibrate's fitted limits")
     sc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ex = sub.add_parser("export", help="export a run's high-quality subset with a dataset card", description="Export selected triplets, a dataset card and a checksummed manifest.")
     ex.add_argument("run_dir")
     ex.add_argument("--to", required=True, help="export folder")
-    ex.add_argument("--format", choices=["parquet", "webdataset"], default="parquet")
+    ex.add_argument("--format", choices=["parquet", "webdataset", "preference"], default="parquet",
+                    help="preference: (source, instruction, chosen, rejected, why) pairs instead of triplets")
     ex.add_argument("--keep-ratio", type=float, help="re-rank: this share of each task's candidates")
     ex.add_argument("--min-o", type=float, help="minimum VIEScore O, for rows that have one")
     ex.add_argument("--per-task", type=int, help="at most N rows per task")
@@ -105,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--per-task", type=int, default=3, help="triplets per task (default 3)")
     sh.add_argument("--status", default="ok", help="rows of this status only (ok, rejected; 'any' for both)")
     _add_verify(sub)
+    commands_review.add_parser(sub)
+    commands_calibrate.add_parser(sub)
     commands_rejudge.add_parser(sub)
     return parser
 
@@ -143,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         "report": commands_data.cmd_report,
         "verify": commands_verify.cmd_verify,
         "stages": stages_list.cmd_stages,
+        "review": commands_review.cmd_review,
+        "calibrate": commands_calibrate.cmd_calibrate,
         "rejudge": commands_rejudge.cmd_rejudge,
     }
     if args.command in READS_RUN:
@@ -150,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     return commands[args.command](args)
 
 
-READS_RUN = ("select", "export", "report", "verify", "sheet", "rejudge")
+READS_RUN = ("select", "export", "report", "verify", "sheet", "review", "calibrate", "rejudge")
 
 
 def _reading_run(command, args) -> int:

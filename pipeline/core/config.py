@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from pipeline.core.input_guard import FOLLOW
+from pipeline.core.task_names import TASK_IDS
 
 CONFIG_DIR = Path(os.environ.get("PIPELINE_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
 
@@ -137,6 +138,21 @@ def base_schema() -> dict[str, Any]:
     return schema
 
 
+def validation_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema layers are checked against: the defaults, with common_gates.per_task open to
+    every task and every common or model gate limit (the defaults list only the tasks they change,
+    and a fitted layer, `calibrate`'s, may set any). Values keep the type of the shared limit."""
+    gates = schema.get("common_gates")
+    if not gates:
+        return schema
+    out = copy.deepcopy(schema)
+    shared = {**gates["limits"], **gates["model"]}
+    per_task = out["common_gates"]["per_task"]
+    for task in TASK_IDS:
+        per_task[task] = {**shared, **(per_task.get(task) or {})}
+    return out
+
+
 def profiles() -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
 
@@ -157,8 +173,9 @@ def load_config(
     layers = [(str(profile_path), read_yaml(profile_path))]
     layers += [(path, read_yaml(Path(path))) for path in config_files or []]
     layers += [("--set", layer) for layer in overrides or []]
+    checked = validation_schema(schema)
     for where, layer in layers:
-        cfg = _deep_merge(cfg, _validated(schema, layer, where))
+        cfg = _deep_merge(cfg, _validated(checked, layer, where))
     cfg["profile"] = profile
     _check_ranges(cfg)
     return cfg

@@ -33,6 +33,7 @@ from pipeline.engine.plan_tables import (
     input_shares,
     load_costs,
     load_traffic,
+    pairwise_calls,
     shown,
     table_path,
     traffic,
@@ -116,6 +117,13 @@ def _seconds(cost: Cost, params: dict[str, Any]) -> float:
     return cost.seconds_per_row
 
 
+def _calls_per_row(stage: Stage, task: str, pairwise: dict[str, tuple[float, int, float]]) -> float:
+    """The pairwise judge's cost entry is per call; each of an edit's N rows costs N - 1 calls."""
+    if getattr(stage, "group_phase", None) != "gather" or task not in pairwise:
+        return 1.0
+    return float(pairwise[task][1] - 1)
+
+
 def plan_pools(stages: list[Stage], cfg: dict[str, Any]) -> PoolPlan:
     """The pool plan for this stage list on `gpu.nodes` x `gpu.gpus_per_node` GPUs of
     `gpu.gpu_mem_gb`: sized from the cost table when `gpu.auto_pools`, else as configured."""
@@ -126,6 +134,7 @@ def plan_pools(stages: list[Stage], cfg: dict[str, Any]) -> PoolPlan:
     rows_by_pool, candidates, notes = traffic(stages, cfg)
     tasks = list(cfg["run"]["tasks"])
     shares, video_share = input_shares(tasks, float(gpu["video_share"]))
+    pairwise = pairwise_calls(stages, candidates)
     indexes = [i for i, s in enumerate(stages) if s.uses_model]
     labels = _labels(stages, indexes)
     entries = models.registry()
@@ -139,7 +148,7 @@ def plan_pools(stages: list[Stage], cfg: dict[str, Any]) -> PoolPlan:
         keys = cost_keys(stage, tasks if stage.tasks is None else [t for t in tasks if t in stage.tasks])
         params = cfg["model_stages"].get(model.section, {}) if model is not None else {}
         known = {k: costs[k] for k in dict.fromkeys(keys.values()) if k in costs}
-        per_task = {t: _seconds(known[k], params) for t, k in keys.items() if k in known}
+        per_task = {t: _seconds(known[k], params) * _calls_per_row(stage, t, pairwise) for t, k in keys.items() if k in known}
         cost = next(iter(known.values())) if known and len(known) == len(set(keys.values())) else None
         rows = sum(shares[t] * n for t, n in by_task.items())
         seconds = None
@@ -155,7 +164,7 @@ def plan_pools(stages: list[Stage], cfg: dict[str, Any]) -> PoolPlan:
         )
     plan = PoolPlan(
         pools, int(gpu["nodes"]), int(gpu["gpus_per_node"]), mem, auto, tasks, shares, candidates, video_share,
-        cost_size, int(cfg["decode"]["working_size"]), notes=notes,
+        cost_size, int(cfg["decode"]["working_size"]), notes=notes, pairwise=pairwise,
     )
     for p in pools:
         if p.cost is None:

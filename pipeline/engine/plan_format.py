@@ -67,6 +67,19 @@ def format_plan(plan: PoolPlan) -> str:
         for g, held_here in enumerate(plan.packing):
             content = " + ".join(f"{label} {share:g}" if share < 1 else label for label, share in held_here) or "(empty)"
             lines.append(f"  gpu {g // plan.gpus_per_node}.{g % plan.gpus_per_node}: {content}")
+    if plan.pairwise:
+        lines.append(pairwise_line(plan))
     for note in plan.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def pairwise_line(plan: PoolPlan) -> str:
+    """Best of N's cost in judge calls: per task and per input in all, and per hour at the plan's rate."""
+    parts = [
+        f"{ALIAS_OF.get(t, t)} {n} seeds x {_num(edits)} edits: {n * (n - 1)} calls per edit, {_num(calls)} per input"
+        for t, (edits, n, calls) in plan.pairwise.items()
+    ]
+    per_input = sum(plan.input_share.get(t, 1.0) * calls for t, (_, _, calls) in plan.pairwise.items())
+    hourly = f", about {plan.rate * per_input * 3600:,.0f} per hour at the plan's rate" if plan.rate else ""
+    return f"pairwise judge calls (best of N, every pair in both orders; an upper bound): {'; '.join(parts)}; {_num(per_input)} per input{hourly}"

@@ -95,7 +95,8 @@ def traffic(stages: list[Stage], cfg: dict[str, Any]) -> tuple[dict[int, dict[st
     input of each task, and notes on what the traffic table did not say. A task's chain is walked
     in the run's order: one row per input up to its proposal step (`fans_out`), then its
     candidates; a generator after it works on the `generated` ones, a stage that also takes rows
-    with a verdict (the model gates, the judge) on every candidate."""
+    with a verdict (the model gates, the judge) on every candidate. Best of N multiplies the rows
+    between a task's copies and the pairwise judge by N."""
     table = load_traffic(cfg)
     notes = []
     rows: dict[int, dict[str, float]] = {i: {} for i, s in enumerate(stages) if s.uses_model}
@@ -110,14 +111,19 @@ def traffic(stages: list[Stage], cfg: dict[str, Any]) -> tuple[dict[int, dict[st
         generated = evaluate(table["generated"][task], task_cfg, f"generated.{task}") if task in table["generated"] else k
         candidates[task] = k
         proposed = False
+        copies = 1.0  # best of N: each candidate drawn N times, from its copies to the pairwise judge
         for i, stage in enumerate(stages):
             if stage.tasks is not None and task not in stage.tasks:
                 continue
             if stage.uses_model:
                 takes_verdicts = any(status != schema.PENDING for status in stage.accepts)
-                rows[i][task] = 1.0 if not proposed else (k if takes_verdicts else generated)
+                rows[i][task] = 1.0 if not proposed else (k if takes_verdicts else generated) * copies
             if stage.fans_out:
                 proposed = True
+            if stage.name == "best_of_n":
+                copies = float(stage.n)
+            elif getattr(stage, "group_phase", None) == "gather":
+                copies = 1.0  # the winner goes on
     return rows, candidates, notes
 
 
@@ -128,3 +134,11 @@ def input_shares(tasks: list[str], video_share: float) -> tuple[dict[str, float]
     has_image = any(t not in VIDEO_TASKS for t in tasks)
     share = video_share if has_video and has_image else (1.0 if has_video else 0.0)
     return {t: share if t in VIDEO_TASKS else 1.0 - share for t in tasks}, share
+
+
+def pairwise_calls(stages: list[Stage], candidates: dict[str, float]) -> dict[str, tuple[float, int, float]]:
+    """Best of N: per task drawn N > 1 times, (edits per input, N, pairwise judge calls per
+    input): every pair of an edit's N targets in both orders, N x (N - 1) calls per edit (an upper
+    bound: targets that fail their gates do not compete)."""
+    seeds = {t: stage.n for stage in stages if stage.name == "best_of_n" for t in (stage.tasks or ())}
+    return {t: (candidates.get(t, 1.0), n, candidates.get(t, 1.0) * n * (n - 1)) for t, n in seeds.items()}

@@ -86,6 +86,7 @@ class PoolPlan:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     packing: list[list[tuple[str, float]]] = field(default_factory=list)  # per GPU: (pool, share)
+    pairwise: dict[str, tuple[float, int, float]] = field(default_factory=dict)  # best of N: task -> (edits/input, N, judge calls/input)
 
     @property
     def total_gpus(self) -> int:

@@ -28,6 +28,7 @@ from pipeline.core import schema
 from pipeline.core.run_dir import RunDir
 from pipeline.core.stage import Row, Stage
 from pipeline.engine.engine_stages import SplitByTask, WriteShards
+from pipeline.engine.group_actors import GroupRoute
 from pipeline.engine.shard_writer import PROGRESS_SCHEMA, ShardWriter
 from pipeline.engine.stage_runner import run_stage
 
@@ -176,10 +177,11 @@ def _light_step(stage: Stage) -> Callable[[list[Row]], list[Row]]:
     return stage.process_batch if isinstance(stage, SplitByTask) else _LazySetup(stage)
 
 
-def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers: list, free_cpus: float):
+def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers: list, free_cpus: float, group_actors: dict[int, list] | None = None):
     """`stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last;
     `writers` are the `start_writers` actors; `free_cpus` is what the actor pools leave for the
-    light stages' tasks."""
+    light stages' tasks; `group_actors` are the `group_actors.start_group_actors` pools of the
+    stages whose rows must meet (best of N)."""
     import ray.data
 
     light_cpus = light_task_cpus(free_cpus)
@@ -193,6 +195,9 @@ def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers
     for stage in stages:
         if isinstance(stage, WriteShards):
             ds = _light_chain(ds, _LightChain(steps, _Route(writers)), light_cpus)
+        elif getattr(stage, "group_phase", None):  # a light step that calls the group's actors
+            steps.append(GroupRoute((group_actors or {})[id(stage.groups)], stage.group_phase))
+            continue
         elif stage.uses_model:
             if steps:
                 ds = _light_chain(ds, _LightChain(steps), light_cpus)

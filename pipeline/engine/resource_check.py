@@ -15,11 +15,12 @@ def check_fits(stages: list[Stage], cluster: dict[str, float]) -> float:
     """`stages` is the run's whole list: model stages hold actor pools and the shard writers are actors,
     the rest run as tasks. Returns the CPUs left for those tasks."""
     writer_cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in stages if isinstance(s, WriteShards))
-    pools = [s for s in stages if s.uses_model]
+    # model stages and the stages whose rows meet in actors (best of N's pairwise judge) hold pools
+    pools = [s for s in stages if s.uses_model or getattr(s, "group_phase", None) == "gather"]
     cpus = sum(s.resources.num_cpus * s.resources.concurrency for s in pools) + writer_cpus
     # the light stages run as tasks (decode, the recipes' classical steps, PNG encode) and need room
     # for at least one of them, or the plan waits for ever; they get all the CPUs left (light_task_cpus)
-    task_cpus = max((s.resources.num_cpus for s in stages if not s.uses_model and not isinstance(s, WriteShards)), default=0.0)
+    task_cpus = max((s.resources.num_cpus for s in stages if s not in pools and not isinstance(s, WriteShards) and not getattr(s, "group_phase", None)), default=0.0)
     gpus = sum(s.resources.num_gpus * s.resources.concurrency for s in pools)
     have_cpus, have_gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
     if cpus + task_cpus > have_cpus:

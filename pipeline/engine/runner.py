@@ -160,6 +160,7 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
         check_servers(cfg)
 
     if pending:
+        from pipeline.engine.group_actors import start_group_actors
         from pipeline.engine.ray_plan import build_dataset, start_writers
         from pipeline.engine.ray_runtime import init_ray, quiet_ray_data
         from pipeline.engine.stale_ray import record_session, stop_stale_session
@@ -179,8 +180,9 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
         units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
         writers = start_writers(str(run.root), units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
+        group_actors = start_group_actors(stages)
         try:
-            ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus)
+            ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus, group_actors)
             _stream(ds, sum(units.values()), cfg["run"]["progress"], stats, started_at)
         except Exception as exc:  # a write that failed (disk full, permission, folder gone): one line, not a traceback
             circuit = error_of(exc, CircuitOpen)  # a served model that stopped answering: the same
@@ -191,8 +193,9 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
             cause = _circuit_line(circuit) if circuit is not None else describe(error)
             raise RunFailed(f"{cause}; committed shards are kept, rerun the same command once it is fixed") from None
         finally:
-            for writer in writers:  # the plan keeps handles to them: they would hold their CPUs on a shared Ray
-                ray.kill(writer)
+            # the plan keeps handles to them: they would hold their CPUs on a shared Ray
+            for actor in [*writers, *(a for pool in group_actors.values() for a in pool)]:
+                ray.kill(actor)
 
     manifest = build_manifest(run, plan)
     write_manifest(run, manifest)

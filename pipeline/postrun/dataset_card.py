@@ -81,7 +81,7 @@ def header(info: dict[str, Any]) -> dict[str, Any]:
     }
     if info["format"] == "parquet":
         meta["dataset_info"] = {
-            "features": parquet_features(),
+            "features": info.get("features") or parquet_features(),
             "splits": [{"name": "train", "num_bytes": info["data_bytes"], "num_examples": info["rows"]}],
             "dataset_size": info["data_bytes"],
         }
@@ -96,17 +96,18 @@ def _table(head: tuple[str, ...], lines: list[tuple[Any, ...]]) -> str:
 
 def body(info: dict[str, Any]) -> str:
     parts = [f"# {info.get('name', 'Image editing triplets')}", ""]
-    parts += [
+    what = info.get("contents") or (
         f"{info['rows']} instruction-based image-editing triplets (source image, edited target, mask, English and "
-        f"Chinese instructions), exported from the pipeline run `{info['run']}` (config {info.get('config_hash') or 'unknown'}).",
-        "",
-    ]
+        "Chinese instructions)"
+    )
+    parts += [f"{what}, exported from the pipeline run `{info['run']}` (config {info.get('config_hash') or 'unknown'}).", ""]
     if info["format"] == "parquet":
         parts += ["Load it with `datasets.load_dataset(\"parquet\", data_files=...)`: the image columns decode as images.", ""]
     else:
         parts += ["WebDataset tar shards: per sample `<id>.source.png`, `<id>.target.png`, `<id>.mask.png` (where the edit "
                   "is local), `<id>.depth.png` (where depth was estimated) and `<id>.json` with every other column.", ""]
     parts += ["## Tasks", "", _table(("task", "rows"), sorted(info["task_counts"].items())), ""]
+    parts += info.get("extra_sections") or []
     parts += ["## Licences of the source images", ""]
     parts += [_table(("licence", "rows"), sorted(info["licenses"].items())) if info["licenses"] else "No row states a licence.", ""]
     parts += ["Each row's `license` column holds its source's licence; `source_uri` says where the source came from.", ""]
@@ -172,7 +173,8 @@ def summarise_rows(rows: list[dict[str, Any]], acc: dict[str, Any]) -> None:
         acc["judge"]["states"][judge.get("state") or "none"] += 1
         if judge.get("state") == "scored" and judge.get("model"):
             revision = judge.get("revision")
-            acc["judge"]["models"].add(judge["model"] + (f" @ {revision}" if revision else ""))
+            adapter = f" + LoRA {judge['adapter']}" if judge.get("adapter") else ""  # a learned judge (EditScore)
+            acc["judge"]["models"].add(judge["model"] + (f" @ {revision}" if revision else "") + adapter)
             if judge.get("prompt_hash"):
                 acc["judge"]["prompt_hashes"].add(str(judge["prompt_hash"]))
 
@@ -199,7 +201,8 @@ def finish_summary(acc: dict[str, Any]) -> dict[str, Any]:
 
 def render_card(info: dict[str, Any]) -> str:
     """`info`: name, run, config_hash, format, data_files, data_bytes, rows, thresholds, plus the
-    keys of `finish_summary`."""
+    keys of `finish_summary`; optionally `features` (another table's), `contents` (what a row is)
+    and `extra_sections` (Markdown lines after the task table)."""
     return "---\n" + yaml.safe_dump(header(info), sort_keys=False, allow_unicode=True) + "---\n\n" + body(info)
 
 

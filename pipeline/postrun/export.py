@@ -3,7 +3,6 @@ of one schema: Parquet or WebDataset shards, a dataset card, and a checksummed m
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import math
@@ -16,9 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import schema
-from pipeline.core.run_dir import RunDir, atomic_write
-from pipeline.postrun import dataset_card
+from pipeline.core.run_dir import RunDir
+from pipeline.postrun import dataset_card, export_files, preference
 from pipeline.postrun.dedup import HashIndex, folder_hashes
+from pipeline.postrun.export_files import (
+    ExportError,
+    license_known,
+    parquet_shard_names,
+    prepare_folder,
+)
 from pipeline.postrun.judge_overlay import JudgeOverlay, apply_to_row, load_overlay
 from pipeline.postrun.selection import (
     candidate_files,
@@ -29,18 +34,8 @@ from pipeline.postrun.selection import (
 )
 from pipeline.postrun.selection_rules import keep_count
 
-FORMATS = ("parquet", "webdataset")
-UNKNOWN_LICENSES = ("", "unknown", "none", "null", "n/a", "unspecified")
-MANIFEST = "export_manifest.json"
-CARD = "README.md"
-
-
-class ExportError(RuntimeError):
-    pass
-
-
-def license_known(value: str | None) -> bool:
-    return value is not None and value.strip().lower() not in UNKNOWN_LICENSES
+FORMATS = ("parquet", "webdataset", "preference")
+__all__ = ["FORMATS", "ExportError", "choose", "export_run", "license_known", "sample_json"]
 
 
 # --- choosing rows ---------------------------------------------------------------------------
@@ -88,10 +83,6 @@ def choose(
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _parquet_shard(rows: list[dict[str, Any]]) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(schema.to_output_table(rows), sink, compression="zstd")
@@ -129,25 +120,8 @@ def _webdataset_shard(rows: list[dict[str, Any]]) -> bytes:
 
 def _shard_names(fmt: str, count: int) -> list[str]:
     if fmt == "parquet":
-        return [f"data/train-{i:05d}-of-{count:05d}.parquet" for i in range(count)]
+        return parquet_shard_names(count)
     return [f"data/train-{i:06d}.tar" for i in range(count)]
-
-
-def _ours(to_dir: Path, path: Path) -> bool:
-    rel = path.relative_to(to_dir)
-    return str(rel) in (CARD, MANIFEST) or (rel.parts[0] == "data" and rel.name.startswith("train-"))
-
-
-def _prepare_folder(to_dir: Path) -> None:
-    """An export goes to an empty folder, or replaces an earlier (or unfinished) export there;
-    a folder holding anything else is refused."""
-    to_dir.mkdir(parents=True, exist_ok=True)
-    files = [p for p in to_dir.rglob("*") if p.is_file()]
-    foreign = [p for p in files if not _ours(to_dir, p)]
-    if foreign:
-        raise ExportError(f"{to_dir} holds files that are not an export ({foreign[0].name}...); choose an empty folder")
-    for path in files:
-        path.unlink()
 
 
 def _stream_rows(files: list[Path], wanted: dict[str, dict[str, Any]], batch_rows: int, overlay: JudgeOverlay | None = None):
@@ -175,6 +149,12 @@ def export_run(
     run, to_dir = RunDir(Path(run_dir)), Path(to_dir)
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "preference":
+        # pairs are not ranked triplets: the re-ranking filters have nothing to rank
+        for flag, value in (("--keep-ratio", keep_ratio), ("--min-o", min_o), ("--per-task", per_task)):
+            if value is not None:
+                raise ExportError(f"{flag} does not apply to --format preference")
+        return preference.export_pairs(run, to_dir, exclude_benchmark, include_unknown_license)
     if keep_ratio is not None and not 0 < keep_ratio <= 1:
         raise ExportError(f"--keep-ratio must be in (0, 1], got {keep_ratio}")
     if per_task is not None and per_task < 1:
@@ -206,7 +186,7 @@ def export_run(
     names = _shard_names(fmt, count)
     encode = _parquet_shard if fmt == "parquet" else _webdataset_shard
 
-    _prepare_folder(to_dir)
+    prepare_folder(to_dir)
     summary = dataset_card.new_summary()
     files: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -215,8 +195,7 @@ def export_run(
     def flush() -> None:
         data = encode(pending)
         name = names[len(files)]
-        atomic_write(to_dir / name, data)
-        files.append({"path": name, "rows": len(pending), "sha256": _sha256(data), "bytes": len(data)})
+        files.append(export_files.write_file(to_dir, name, data, rows=len(pending)))
         pending.clear()
 
     overlay = load_overlay(run) if keep_ratio is not None else None
@@ -248,31 +227,19 @@ def export_run(
         **dataset_card.finish_summary(summary),
         "name": f"{run.root.name} image-editing triplets",
         "run": run.root.name,
-        "config_hash": _run_config_hash(run),
+        "config_hash": export_files.run_config_hash(run),
         "format": fmt,
         "data_files": "data/*.parquet" if fmt == "parquet" else "data/*.tar",
         "data_bytes": sum(f["bytes"] for f in files),
         "rows": seen,
         "thresholds": thresholds,
     }
-    card = dataset_card.render_card(card_info).encode()
-    atomic_write(to_dir / CARD, card)
-    files.append({"path": CARD, "bytes": len(card), "sha256": _sha256(card)})
-
     manifest = {
         "format": fmt,
         "rows": seen,
         "tasks": card_info["task_counts"],
         "dropped": dropped,
         "thresholds": thresholds,
-        "selection": {"settings_hash": done.get("settings_hash"), "done_sha256": _sha256(done_file(run).read_bytes())},
-        "files": files,
+        "selection": {"settings_hash": done.get("settings_hash"), "done_sha256": export_files.sha256(done_file(run).read_bytes())},
     }
-    # written last: a folder without it is an unfinished export
-    atomic_write(to_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
-    return manifest
-
-
-def _run_config_hash(run: RunDir) -> str | None:
-    plan = run.read_plan()
-    return plan.get("config_hash") if plan else None
+    return export_files.finish(to_dir, card_info, files, manifest)

@@ -165,6 +165,9 @@ def apply_to_row(row: dict[str, Any], entries: Entries) -> dict[str, Any]:
     if entry is None:
         return row
     judge, viescore = entry
+    pairwise = schema.loads(row.get("judge")).get("pairwise")
+    if pairwise is not None and "pairwise" not in judge:  # best of N's ranking is not the judge's to redo
+        judge = schema.dumps({**json.loads(judge), "pairwise": pairwise})
     scores = schema.loads(row.get("scores"))
     if viescore:
         scores["viescore"] = json.loads(viescore)

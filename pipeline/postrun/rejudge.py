@@ -47,7 +47,7 @@ from pipeline.postrun.judge_overlay import (
 )
 
 # what the judge reads from a candidate row, and what its stage records into
-READ_COLUMNS = ["sample_id", "task", "status", "source_image", "target_image", "instruction_en", "scores", "judge", "provenance"]
+READ_COLUMNS = ["sample_id", "task", "status", "reason", "source_image", "target_image", "instruction_en", "scores", "judge", "provenance"]
 # judge keys that say how to reach or pace the judge, not what it answers: a rejudge that
 # changes only these (another host serving the same model) keeps the shards already re-judged
 PACING_KEYS = ("url", "api_key_env", "timeout_s", "retries", "backoff_s", "max_consecutive_failures",

@@ -72,7 +72,7 @@ def _sample_ids(run_dir: Path, per_task: int) -> dict[str, list[str]]:
     return chosen
 
 
-def _load_rows(run_dir: Path, wanted: set[str]) -> list[dict[str, Any]]:
+def load_rows(run_dir: Path, wanted: set[str]) -> list[dict[str, Any]]:
     """The wanted rows, candidates with the judge overlay's judgements where `rejudge` made one."""
     overlay = load_overlay(RunDir(run_dir))
     rows = []
@@ -107,7 +107,7 @@ def _write_thumbs(row: dict[str, Any], thumb_dir: Path) -> dict[str, str]:
     return links
 
 
-def _selection(run_dir: Path) -> dict[str, dict[str, Any]]:
+def read_selection(run_dir: Path) -> dict[str, dict[str, Any]]:
     path = run_dir / "selection" / "selection.parquet"
     if not path.exists():
         return {}
@@ -122,6 +122,13 @@ def _score(row: dict[str, Any], chosen: dict[str, Any] | None) -> float | None:
     except ValueError:
         return None
     return None if value is None else float(value)
+
+
+def row_card(row: dict[str, Any], thumb_dir: Path, selection: dict[str, dict[str, Any]]) -> str:
+    """A row's card with its thumbnails written to thumb_dir (linked as thumbs/NAME), its ranking
+    score and whether the selection kept it."""
+    picked = selection.get(row["sample_id"])
+    return card(row, _write_thumbs(row, thumb_dir), _score(row, picked), bool(picked and picked.get("selected")))
 
 
 def _all_scores(run_dir: Path, selection: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
@@ -238,9 +245,9 @@ def write_report(run_dir: Path, out: Path | None = None, per_task: int = 60, pag
     out = Path(out) if out is not None else run_dir / "report"
     thumb_dir = out / "thumbs"
     thumb_dir.mkdir(parents=True, exist_ok=True)
-    selection = _selection(run_dir)
+    selection = read_selection(run_dir)
     chosen = _sample_ids(run_dir, per_task)
-    rows = _load_rows(run_dir, {sid for ids in chosen.values() for sid in ids})
+    rows = load_rows(run_dir, {sid for ids in chosen.values() for sid in ids})
     tasks = sorted(set(chosen) | set(_read_json(run_dir / "manifest.json").get("tasks", {})))
     nav = _nav(tasks)
     by_task: dict[str, list[dict[str, Any]]] = {}
@@ -248,10 +255,7 @@ def write_report(run_dir: Path, out: Path | None = None, per_task: int = 60, pag
         by_task.setdefault(row["task"], []).append(row)
     pages = {}
     for task in tasks:
-        cards = []
-        for row in by_task.get(task, []):
-            picked = selection.get(row["sample_id"])
-            cards.append(card(row, _write_thumbs(row, thumb_dir), _score(row, picked), bool(picked and picked.get("selected"))))
+        cards = [row_card(row, thumb_dir, selection) for row in by_task.get(task, [])]
         note = f"a sample of at most {per_task} rows per status, ordered by a hash of sample_id"
         pages[task] = _task_pages(out, task, cards, page_size, nav, note)
     _errors_page(run_dir, out, nav)
