@@ -54,3 +54,15 @@ def test_a_good_server_passes_and_an_error_answer_does_not(monkeypatch):
 
 def test_credentials_never_shown():
     assert shown_url("https://u:p@host:8443/v1/models?api_key=k") == "https://host:8443/v1/models"
+
+
+@pytest.mark.parametrize("command", ["score", "verify"])
+def test_score_and_verify_probe_the_judge_before_any_work(tmp_path, capsys, command):
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    (tmp_path / "data").mkdir()
+    argv = {"score": ["score", "--input", str(tmp_path / "data"), "--out", str(tmp_path / "out")],
+            "verify": ["verify", str(tmp_path / "data"), "--out", str(tmp_path / "out")]}[command]
+    assert main([*argv, "--judge-url", url, "--judge-model", "fake-judge"]) == 2
+    err = capsys.readouterr().err
+    assert f"judge server at {url}/models is unreachable" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing read, trained or written

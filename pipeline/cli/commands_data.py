@@ -56,15 +56,17 @@ def cmd_select(args) -> int:
 
 
 def cmd_score(args) -> int:
+    from pipeline.engine.servers import ServerUnusable, check_servers
     from pipeline.postrun.score import ScoreError, parse_columns, score_dataset
 
     overrides = [config_mod.parse_set(s) for s in args.set]
     overrides.append(judge_flags(args))
     try:
         cfg = config_mod.load_config(args.profile, args.config, overrides=overrides)
+        check_servers(cfg, ("judge",))  # a wrong --judge-url exits 2 before any row is read
         task = parse_tasks(args.task)[0] if args.task else None
         summary = score_dataset(Path(args.input), Path(args.out), cfg, parse_columns(args.columns), task)
-    except (config_mod.ConfigError, UnknownTaskError, ScoreError, ValueError) as exc:
+    except (config_mod.ConfigError, UnknownTaskError, ScoreError, ServerUnusable, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     print(json.dumps(summary["rows"]))

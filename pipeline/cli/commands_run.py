@@ -47,12 +47,14 @@ def cmd_run(args) -> int:
     from pipeline.engine.runner import RunConflict, RunFailed, print_summary
     from pipeline.engine.servers import ServerUnusable
     from pipeline.postrun.finish import run_pipeline
+    from pipeline.postrun.selection import SelectionError
     from tasks import NotImplementedTask
 
     try:
         cfg = _run_config(args)
         result = run_pipeline(cfg, log=lambda msg: print(msg, file=sys.stderr), check=args.check)
-    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError, ServerUnusable) as exc:
+    except (config_mod.ConfigError, UnknownTaskError, NotImplementedTask, InputError, AnnotationError, RunConflict, ModelLockError, ServerUnusable,
+            SelectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except RunFailed as exc:
@@ -106,8 +108,20 @@ def cmd_status(args) -> int:
     for shard, problems in damaged.items():
         print(f"damaged: shard {shard}: {'; '.join(problems)}")
     print(summary_table(manifest))
+    _overlay_progress(run)
     print(json.dumps({"rows": manifest["rows"]}))
     return 0
+
+
+def _overlay_progress(run) -> None:
+    """The judge overlay that selection reads, and how far an unfinished `rejudge` got."""
+    from pipeline.postrun.judge_overlay import load_overlay, unfinished_overlays
+
+    overlay = load_overlay(run)
+    if overlay is not None:
+        print(overlay.describe() + (", in use" if overlay.complete else f": incomplete, rerun `rejudge {run.root}`"))
+    for unfinished in unfinished_overlays(run):
+        print(unfinished.describe() + f", not in use until all are (rerun `rejudge {run.root}` to finish)")
 
 
 def _check(run) -> int:

@@ -12,8 +12,7 @@ from pipeline.core.task_names import UnknownTaskError, parse_tasks
 
 
 def cmd_verify(args) -> int:
-    from editor.data import DataError
-    from editor.verify import VerifyRequest, run_verify
+    from pipeline.engine.servers import ServerUnusable, check_servers
 
     flags: dict = {"editor": {"train": {}}}
     if args.steps is not None:
@@ -28,6 +27,14 @@ def cmd_verify(args) -> int:
     try:
         cfg = config_mod.load_config(args.profile, args.config, [*(config_mod.parse_set(s) for s in args.set), flags])
         check_editor_config(cfg["editor"])
+        check_servers(cfg, ("judge",))  # a wrong --judge-url exits 2 before torch loads and the training starts
+    except (config_mod.ConfigError, ServerUnusable) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    from editor.data import DataError
+    from editor.verify import VerifyRequest, run_verify
+
+    try:
         tasks = set(parse_tasks(args.task)) if args.task else None
         run = Path(args.run_dir)
         request = VerifyRequest(run, Path(args.out) if args.out else run / "verify", args.rows, args.editor, tasks)

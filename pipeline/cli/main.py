@@ -2,8 +2,8 @@
 data, not failure), 2 on usage or configuration errors, 1 when the run itself fails. This module
 holds the argument parsers and the dispatch; the commands themselves live in commands_run
 (run, tasks, status, plan), commands_data (sheet, report, select, export, score),
-commands_verify (verify), commands_review (review), commands_calibrate (calibrate) and models
-(models)."""
+commands_rejudge (rejudge), commands_verify (verify), commands_review (review), commands_calibrate
+(calibrate) and models (models)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from pipeline.cli import (
     commands_calibrate,
     commands_data,
+    commands_rejudge,
     commands_review,
     commands_run,
     commands_verify,
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verify(sub)
     commands_review.add_parser(sub)
     commands_calibrate.add_parser(sub)
+    commands_rejudge.add_parser(sub)
     return parser
 
 
@@ -151,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         "stages": stages_list.cmd_stages,
         "review": commands_review.cmd_review,
         "calibrate": commands_calibrate.cmd_calibrate,
+        "rejudge": commands_rejudge.cmd_rejudge,
     }
     if args.command in READS_RUN:
         return _reading_run(commands[args.command], args)
     return commands[args.command](args)
 
 
-READS_RUN = ("select", "export", "report", "verify", "sheet", "review", "calibrate")
+READS_RUN = ("select", "export", "report", "verify", "sheet", "review", "calibrate", "rejudge")
 
 
 def _reading_run(command, args) -> int:

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from pipeline.engine.ray_watchdog import start_watchdog
+
 # Set before Ray starts, and inherited by every process it spawns.
 QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -75,6 +77,8 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> dict[str, Any]
     if address:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
         return {"mode": "cluster", "address": address}
+    # before ray.init, which takes seconds: a driver killed during it leaves nothing behind either
+    watchdog = start_watchdog(_ray_temp_dir())
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=False,
@@ -82,7 +86,27 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> dict[str, Any]
         logging_level=logging.WARNING,
         log_to_driver=True,
     )
-    return {"mode": "embedded", "address": ray.get_runtime_context().gcs_address}
+    session_dir = _session_dir()
+    if watchdog is not None and session_dir:
+        watchdog.announce(session_dir)
+    return {"mode": "embedded", "address": ray.get_runtime_context().gcs_address, "session_dir": session_dir}
+
+
+# Ray has no public call for its temp and session folders; without them the watchdog sweeps
+# nothing and the run goes on as before
+
+
+def _ray_temp_dir() -> str:
+    from ray._common.utils import get_default_ray_temp_dir
+
+    return get_default_ray_temp_dir()
+
+
+def _session_dir() -> str | None:
+    from ray._private import worker
+
+    node = getattr(worker, "_global_node", None)
+    return node.get_session_dir_path() if node is not None else None
 
 
 def quiet_ray_data() -> None:

@@ -163,8 +163,13 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
         from pipeline.engine.group_actors import start_group_actors
         from pipeline.engine.ray_plan import build_dataset, start_writers
         from pipeline.engine.ray_runtime import init_ray, quiet_ray_data
+        from pipeline.engine.stale_ray import record_session, stop_stale_session
 
+        if stop_stale_session(run):  # an earlier invocation's Ray that outlived its driver and watchdog
+            log("warning: stopped what was left of this run's earlier embedded Ray")
         stats["ray"] = init_ray(cfg["ray"]["address"], cfg["ray"]["num_cpus"])
+        if stats["ray"].get("session_dir"):
+            record_session(run, stats["ray"]["session_dir"])
         quiet_ray_data()
         import ray
 

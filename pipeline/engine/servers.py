@@ -1,5 +1,6 @@
-"""The served models a run will call (a judge or captioner with backend openai), each probed
-once before Ray starts, so that a wrong URL or model name exits 2 before anything is planned."""
+"""The served models a command will call (a judge or captioner with backend openai), each probed
+once before any work, so that a wrong URL or model name exits 2 before anything is planned,
+trained or judged: `run` (before Ray starts), `score`, `verify` and `rejudge`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ SERVED_BLOCKS = ("judge", "captioner")  # config blocks whose backend openai cal
 __all__ = ["ServerUnusable", "check_servers"]
 
 
-def check_servers(cfg: dict[str, Any]) -> None:
-    """Raise ServerUnusable for the first served block whose server does not list its model."""
-    for section in SERVED_BLOCKS:
+def check_servers(cfg: dict[str, Any], sections: tuple[str, ...] = SERVED_BLOCKS) -> None:
+    """Raise ServerUnusable for the first served block of `sections` whose server does not list
+    its model (a command that only judges passes ("judge",): its captioner block is never called)."""
+    for section in sections:
         conf = cfg.get(section) or {}
         if conf.get("backend") != "openai" or not conf.get("url") or not conf.get("model"):
             continue  # not served, or incomplete: the stage builder says what is missing

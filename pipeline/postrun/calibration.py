@@ -23,6 +23,7 @@ from pipeline.core import config as config_mod
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, atomic_write
 from pipeline.postrun.agreement import agreement
+from pipeline.postrun.judge_overlay import apply_to_rows, load_overlay
 from pipeline.postrun.selection import candidate_files
 from pipeline.postrun.selection_rules import JUDGED_STATES, judge_state, o_score
 from pipeline.postrun.threshold_fit import (
@@ -71,9 +72,12 @@ def _run_identity(run: RunDir) -> tuple[str, dict[str, Any]]:
 
 
 def read_candidates(run: RunDir) -> list[dict[str, Any]]:
+    """The candidates' score columns, with the judge overlay's judgements where one is in use."""
+    overlay = load_overlay(run)
     rows: list[dict[str, Any]] = []
     for path in candidate_files(run):
-        rows += pq.read_table(path, columns=COLUMNS).to_pylist()
+        part = pq.read_table(path, columns=COLUMNS).to_pylist()
+        rows += apply_to_rows(part, overlay.entries(path)) if overlay else part
     return rows
 
 

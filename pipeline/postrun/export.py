@@ -24,6 +24,7 @@ from pipeline.postrun.export_files import (
     parquet_shard_names,
     prepare_folder,
 )
+from pipeline.postrun.judge_overlay import JudgeOverlay, apply_to_row, load_overlay
 from pipeline.postrun.selection import (
     candidate_files,
     default_settings,
@@ -123,13 +124,15 @@ def _shard_names(fmt: str, count: int) -> list[str]:
     return [f"data/train-{i:06d}.tar" for i in range(count)]
 
 
-def _stream_rows(files: list[Path], wanted: dict[str, dict[str, Any]], batch_rows: int):
+def _stream_rows(files: list[Path], wanted: dict[str, dict[str, Any]], batch_rows: int, overlay: JudgeOverlay | None = None):
+    """The wanted rows; candidates' judgements from the judge overlay (hq/ rows already have them)."""
     for path in files:
+        entries = overlay.entries(path) if overlay else {}
         for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
             ids = batch.column("sample_id").to_pylist()
             keep = [i for i, sid in enumerate(ids) if sid in wanted]
             if keep:
-                yield from batch.take(pa.array(keep)).to_pylist()
+                yield from (apply_to_row(row, entries) for row in batch.take(pa.array(keep)).to_pylist())
 
 
 def export_run(
@@ -195,7 +198,8 @@ def export_run(
         files.append(export_files.write_file(to_dir, name, data, rows=len(pending)))
         pending.clear()
 
-    for row in _stream_rows(sources, wanted, batch_rows):
+    overlay = load_overlay(run) if keep_ratio is not None else None
+    for row in _stream_rows(sources, wanted, batch_rows, overlay):
         row["selected"] = bool(wanted[row["sample_id"]]["selected"])
         dataset_card.summarise_rows([row], summary)
         pending.append(row)

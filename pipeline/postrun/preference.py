@@ -20,6 +20,12 @@ from pipeline.core.run_dir import RunDir
 from pipeline.postrun import dataset_card, export_files
 from pipeline.postrun.dedup import HashIndex, folder_hashes, phash
 from pipeline.postrun.export_files import ExportError, license_known
+from pipeline.postrun.judge_overlay import (
+    JudgeOverlay,
+    apply_to_row,
+    apply_to_rows,
+    load_overlay,
+)
 from pipeline.postrun.preference_pairs import (
     BEST_OF_N,
     LIGHT_COLUMNS,
@@ -71,29 +77,33 @@ def kept_ids(run: RunDir, rows: list[dict[str, Any]]) -> tuple[set[str], str]:
     return {r["sample_id"] for r in rows if r.get("status") == schema.OK}, "status ok (the run has no selection)"
 
 
-def _read_light(files: list[Path], batch_rows: int) -> list[dict[str, Any]]:
+def _read_light(files: list[Path], batch_rows: int, overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for path in files:
+        entries = overlay.entries(path) if overlay else {}  # the judge overlay `rejudge` made, where one is in use
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows * 16, columns=LIGHT_COLUMNS):
-            rows += batch.to_pylist()
+            rows += apply_to_rows(batch.to_pylist(), entries)
     return rows
 
 
-def _iter_rows(files: list[Path], ids: set[str], batch_rows: int, columns: list[str]) -> Iterator[dict[str, Any]]:
+def _iter_rows(files: list[Path], ids: set[str], batch_rows: int, columns: list[str],
+               overlay: JudgeOverlay | None = None) -> Iterator[dict[str, Any]]:
     """The candidates named by `ids`, a batch of `batch_rows` decoded at a time; every id must be found."""
     missing = set(ids)
     for path in files:
+        entries = overlay.entries(path) if overlay and "judge" in columns else {}
         for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows, columns=columns):
             keep = [i for i, sid in enumerate(batch.column("sample_id").to_pylist()) if sid in ids]
             for row in batch.take(pa.array(keep, type=pa.int64())).to_pylist() if keep else ():
                 missing.discard(row["sample_id"])
-                yield row
+                yield apply_to_row(row, entries)
     if missing:
         raise ExportError(f"the candidates changed while exporting: {sorted(missing)[0]} is gone; export again")
 
 
-def _fetch(files: list[Path], ids: set[str], batch_rows: int, columns: list[str]) -> dict[str, dict[str, Any]]:
-    return {row["sample_id"]: row for row in _iter_rows(files, ids, batch_rows, columns)}
+def _fetch(files: list[Path], ids: set[str], batch_rows: int, columns: list[str],
+           overlay: JudgeOverlay | None = None) -> dict[str, dict[str, Any]]:
+    return {row["sample_id"]: row for row in _iter_rows(files, ids, batch_rows, columns, overlay)}
 
 
 def _scores(row: dict[str, Any]) -> str:
@@ -172,7 +182,8 @@ def export_pairs(run: RunDir, to_dir: Path, exclude_benchmark: Path | None = Non
     batch_rows, shard_rows = int(settings["read_batch_rows"]), int(settings["hq_shard_rows"])
     benchmark = _benchmark(exclude_benchmark, int(settings["benchmark_distance"]))
 
-    light = _read_light(files, batch_rows)
+    overlay = load_overlay(run)
+    light = _read_light(files, batch_rows, overlay)
     kept, kept_by = kept_ids(run, light)
     pairs, dropped = _filter(find_pairs(light, kept), files, benchmark, include_unknown_license, batch_rows)
     del light
@@ -188,7 +199,7 @@ def export_pairs(run: RunDir, to_dir: Path, exclude_benchmark: Path | None = Non
     written: list[dict[str, Any]] = []
     for index, name in enumerate(names):
         part = pairs[index * shard_rows : (index + 1) * shard_rows]
-        rows = _fetch(files, {p.chosen for p in part} | {p.rejected for p in part}, batch_rows, _ROW_COLUMNS)
+        rows = _fetch(files, {p.chosen for p in part} | {p.rejected for p in part}, batch_rows, _ROW_COLUMNS, overlay)
         out = []
         for pair in part:
             out.append(pair_row(pair, rows[pair.chosen], rows[pair.rejected]))

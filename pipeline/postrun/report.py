@@ -14,9 +14,11 @@ from typing import Any
 import pyarrow.parquet as pq
 from PIL import Image
 
+from pipeline.core.run_dir import RunDir
 from pipeline.postrun.contact_sheet import mask_overlay
 from pipeline.postrun.diversity import HEADER as DIVERSITY_HEADER
 from pipeline.postrun.diversity import table_rows as diversity_rows
+from pipeline.postrun.judge_overlay import apply_to_rows, load_overlay
 from pipeline.postrun.report_html import (
     bar_chart,
     card,
@@ -71,13 +73,16 @@ def _sample_ids(run_dir: Path, per_task: int) -> dict[str, list[str]]:
 
 
 def load_rows(run_dir: Path, wanted: set[str]) -> list[dict[str, Any]]:
+    """The wanted rows, candidates with the judge overlay's judgements where `rejudge` made one."""
+    overlay = load_overlay(RunDir(run_dir))
     rows = []
     for folder in ("candidates", "errors"):
         for path in _files(run_dir, folder):
             ids = pq.read_table(path, columns=["sample_id"]).column("sample_id").to_pylist()
             if wanted.isdisjoint(ids):
                 continue
-            rows += [r for r in pq.read_table(path).to_pylist() if r["sample_id"] in wanted]
+            part = [r for r in pq.read_table(path).to_pylist() if r["sample_id"] in wanted]
+            rows += apply_to_rows(part, overlay.entries(path)) if overlay and folder == "candidates" else part
     return rows
 
 

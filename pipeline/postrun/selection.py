@@ -2,7 +2,8 @@
 of candidates/, dedups across the run, keeps per task the best rows up to the keep ratio (the
 rules: selection_rules), and writes selection/selection.parquet (one row per candidate, with its
 reason), hq/ (copies of the selected rows) and, last, selection/done.json. Candidate shards are
-never rewritten."""
+never rewritten; a judge overlay (`rejudge`, judge_overlay.py) replaces their judgements as they
+are read, and only a complete one is selected on."""
 
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ from pipeline.core import config as config_mod
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, atomic_write, shard_name
 from pipeline.postrun.dedup import source_hashes
+from pipeline.postrun.judge_overlay import (
+    JudgeOverlay,
+    OverlayIncomplete,
+    apply_to_rows,
+    apply_to_table,
+    load_overlay,
+)
 from pipeline.postrun.selection_rules import decide, funnel
 
 # Part of the completion record's identity: a change to how rows are chosen bumps it, so a rerun
@@ -114,10 +122,11 @@ def input_fingerprint(run: RunDir, files: list[Path]) -> list[dict[str, str]]:
     return out
 
 
-def read_score_rows(files: list[Path]) -> list[dict[str, Any]]:
+def read_score_rows(files: list[Path], overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
     rows = []
     for path in files:
-        rows += pq.read_table(path, columns=SCORE_COLUMNS).to_pylist()
+        part = pq.read_table(path, columns=SCORE_COLUMNS).to_pylist()
+        rows += apply_to_rows(part, overlay.entries(path)) if overlay else part
     return rows
 
 
@@ -186,16 +195,18 @@ def _as_selected(batch: pa.RecordBatch, keep: list[int]) -> pa.Table:
     return schema.to_output_table(rows)
 
 
-def copy_selected(files: list[Path], wanted: set[str], out_dir: Path, root: Path, shard_rows: int, batch_rows: int) -> list[dict[str, Any]]:
+def copy_selected(files: list[Path], wanted: set[str], out_dir: Path, root: Path, shard_rows: int, batch_rows: int,
+                  overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
     """Full rows of the wanted sample ids, streamed from the candidate shards into numbered
-    shards, with `selected` set."""
+    shards, with `selected` set and the overlay's judgements."""
     sink = _HqShards(out_dir, root, shard_rows)
     for path in files:
+        entries = overlay.entries(path) if overlay else {}
         for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
             ids = batch.column("sample_id").to_pylist()
             keep = [i for i, sid in enumerate(ids) if sid in wanted]
             if keep:
-                sink.add(_as_selected(batch, keep))
+                sink.add(apply_to_table(_as_selected(batch, keep), entries))
     sink.close()
     return sink.written
 
@@ -246,8 +257,15 @@ def select_run(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     run = RunDir(Path(run_dir))
     settings = settings_of(cfg)
     _check_complete(run)
+    overlay = load_overlay(run)
+    if overlay is not None:
+        try:
+            overlay.require_complete()  # a partial overlay would rank two judges' scores together
+        except OverlayIncomplete as exc:
+            raise SelectionError(str(exc)) from None
     files = candidate_files(run)
-    identity = {"version": SELECTION_VERSION, "settings_hash": settings_hash(settings), "inputs": input_fingerprint(run, files)}
+    identity = {"version": SELECTION_VERSION, "settings_hash": settings_hash(settings), "inputs": input_fingerprint(run, files),
+                "judge_overlay": overlay.fingerprint() if overlay else None}
 
     done_path = done_file(run)
     if done_path.exists():
@@ -257,7 +275,7 @@ def select_run(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             return {**done["summary"], "funnel": done["funnel"], "skipped": True}
         done_path.unlink()  # from here on the old selection is void
 
-    rows = read_score_rows(files)
+    rows = read_score_rows(files, overlay)
     hashes = hash_sources(files, int(settings["read_batch_rows"]))
     records = decide(rows, hashes, settings)
     by_task = funnel(rows, records)
@@ -265,7 +283,7 @@ def select_run(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(hq_dir(run), ignore_errors=True)
     outputs = [_write(selection_file(run), pa.Table.from_pylist(records, schema=SELECTION_SCHEMA), run.root)]
     wanted = {r["sample_id"] for r in records if r["selected"]}
-    outputs += copy_selected(files, wanted, hq_dir(run), run.root, int(settings["hq_shard_rows"]), int(settings["read_batch_rows"]))
+    outputs += copy_selected(files, wanted, hq_dir(run), run.root, int(settings["hq_shard_rows"]), int(settings["read_batch_rows"]), overlay)
     summary = {
         "candidates": len(records),
         "selected": len(wanted),
