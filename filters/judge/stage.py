@@ -31,7 +31,7 @@ class JudgeStage(Stage):
     twins are built before it runs); a judge given its own model or a server loads none."""
 
     name = STAGE_NAME
-    reads = ("status", "source_image", "target_image", "instruction_en", "scores", "judge?")
+    reads = ("status", "source_image", "target_image", "instruction_en", "scores", "judge?", "reason?")
     writes = ("judge", "scores", "provenance")
     accepts = (schema.OK, schema.REJECTED)
 
