@@ -96,6 +96,7 @@ def sharpness(rgb: np.ndarray, region: np.ndarray) -> float:
     return float(lap[inner].var() / max(coarse[inner].var(), 1e-3))
 
 
+MEAN_OF_CHANNELS = np.full((1, 3), 1 / 3, np.float32)
 IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # cancels smooth ramps
 MEAN_ABS_TO_SIGMA = float(np.sqrt(np.pi / 2) / 6.0)  # Immerkaer's kernel: mean |response| of Gaussian noise -> its sigma
 NOISE_BLOCK_PX = 16
@@ -111,7 +112,7 @@ def noise_sigma(rgb: np.ndarray, region: np.ndarray) -> float:
     inner = _interior(region, 2)
     if inner.sum() < 16:
         return 0.0
-    response = np.abs(cv2.filter2D(rgb.astype(np.float32), -1, IMMERKAER)).mean(axis=2)
+    response = cv2.transform(np.abs(cv2.filter2D(rgb.astype(np.float32), -1, IMMERKAER)), MEAN_OF_CHANNELS)
     weight = inner.astype(np.float32)
     blocks = (max(1, rgb.shape[1] // NOISE_BLOCK_PX), max(1, rgb.shape[0] // NOISE_BLOCK_PX))
     # an area resize is the mean over each block: of the response inside the region, and of the region
@@ -121,6 +122,30 @@ def noise_sigma(rgb: np.ndarray, region: np.ndarray) -> float:
     if full.sum() < 4:  # too few blocks for a floor: the mean over the region
         return MEAN_ABS_TO_SIGMA * float(response[inner].mean())
     return MEAN_ABS_TO_SIGMA * float(np.quantile(summed[full] / cover[full], NOISE_FLOOR_QUANTILE))
+
+
+def colour_noise_sigma(rgb: np.ndarray, region: np.ndarray) -> float:
+    """The noise no single colour direction explains, 0-255 units: per 16-pixel block, the
+    smallest eigenvalue of the 3x3 covariance of the channels' Immerkaer responses (the
+    principal-component noise estimate), as a sigma; the 20th percentile of the blocks. Texture,
+    shading and edges vary mostly along one colour (a tinted surface is a multiple of one
+    texture), so they stay out of it; noise drawn per channel adds to every direction. Grain that
+    is the same in all channels does not show here (noise_sigma sees it)."""
+    inner = _interior(region, 2)
+    response = cv2.filter2D(rgb.astype(np.float32), -1, IMMERKAER)
+    weight = inner.astype(np.float32)
+    blocks = (max(1, rgb.shape[1] // NOISE_BLOCK_PX), max(1, rgb.shape[0] // NOISE_BLOCK_PX))
+    cover = cv2.resize(weight, blocks, interpolation=cv2.INTER_AREA)
+    full = cover >= 0.5
+    if inner.sum() < 16 or full.sum() < 4:
+        return 0.0
+    moments = np.empty((int(full.sum()), 3, 3), np.float32)
+    for i in range(3):
+        for j in range(i, 3):
+            mean = cv2.resize(response[..., i] * response[..., j] * weight, blocks, interpolation=cv2.INTER_AREA)[full] / cover[full]
+            moments[:, i, j] = moments[:, j, i] = mean
+    smallest = np.maximum(np.linalg.eigvalsh(moments)[:, 0], 0.0)
+    return float(np.sqrt(np.quantile(smallest, NOISE_FLOOR_QUANTILE)) / 6.0)  # the kernel's L2 norm is 6
 
 
 def blockiness(rgb: np.ndarray, region: np.ndarray) -> float:

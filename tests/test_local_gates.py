@@ -15,7 +15,7 @@ from tests import test_common_gates as common
 
 stage, photo, cup_mask, recoloured = common.stage, common.photo, common.cup_mask, common.recoloured  # the same fixtures
 
-LOCAL = {"outside_window_change", "inside_sharpness_ratio", "inside_noise_increase", "inside_blockiness_increase"}
+LOCAL = {"outside_window_change", "inside_sharpness_ratio", "inside_noise_increase", "inside_colour_noise_increase", "inside_blockiness_increase"}
 
 
 def _gates(stage, task, source, target, mask=None):
