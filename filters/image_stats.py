@@ -132,13 +132,16 @@ def colour_noise_sigma(rgb: np.ndarray, region: np.ndarray) -> float:
     texture), so they stay out of it; noise drawn per channel adds to every direction. Grain that
     is the same in all channels does not show here (noise_sigma sees it)."""
     inner = _interior(region, 2)
+    if inner.sum() < 16:
+        return 0.0
     response = cv2.filter2D(rgb.astype(np.float32), -1, IMMERKAER)
     weight = inner.astype(np.float32)
     blocks = (max(1, rgb.shape[1] // NOISE_BLOCK_PX), max(1, rgb.shape[0] // NOISE_BLOCK_PX))
     cover = cv2.resize(weight, blocks, interpolation=cv2.INTER_AREA)
     full = cover >= 0.5
-    if inner.sum() < 16 or full.sum() < 4:
-        return 0.0
+    if full.sum() < 4:  # too few blocks for a floor: one covariance over the region
+        values = response[inner]
+        return float(np.sqrt(max(np.linalg.eigvalsh(values.T @ values / len(values))[0], 0.0)) / 6.0)
     moments = np.empty((int(full.sum()), 3, 3), np.float32)
     for i in range(3):
         for j in range(i, 3):
