@@ -3,7 +3,7 @@ how far it moved, how sharp and how noisy it is, how blocky its compression is, 
 its structure it shares with another picture. Each works on a boolean `region` (the part of the
 picture an edit must keep), so a local edit is judged only where nothing should have changed.
 
-All of them are cheap: a few OpenCV filters on a greyscale copy, no model."""
+All of them are cheap: a few OpenCV filters on a greyscale or colour copy, no model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import cv2
 import numpy as np
 
 STRUCTURE_SIDE = 128  # structure is compared coarsely: fine texture (brush strokes, grain) fades out
+MEAN_OF_CHANNELS = np.full((1, 3), 1 / 3, np.float32)
+IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # cancels smooth ramps
+MEAN_ABS_TO_SIGMA = float(np.sqrt(np.pi / 2) / 6.0)  # Immerkaer's kernel: mean |response| of Gaussian noise -> its sigma
+NOISE_BLOCK_PX = 16
+NOISE_FLOOR_QUANTILE = 0.2
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -94,13 +99,6 @@ def sharpness(rgb: np.ndarray, region: np.ndarray) -> float:
     lap = cv2.Laplacian(g, cv2.CV_32F, ksize=3)
     coarse = _band(g, 2.0, 4.0)
     return float(lap[inner].var() / max(coarse[inner].var(), 1e-3))
-
-
-MEAN_OF_CHANNELS = np.full((1, 3), 1 / 3, np.float32)
-IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # cancels smooth ramps
-MEAN_ABS_TO_SIGMA = float(np.sqrt(np.pi / 2) / 6.0)  # Immerkaer's kernel: mean |response| of Gaussian noise -> its sigma
-NOISE_BLOCK_PX = 16
-NOISE_FLOOR_QUANTILE = 0.2
 
 
 def noise_sigma(rgb: np.ndarray, region: np.ndarray) -> float:

@@ -5,8 +5,8 @@
   the untouched rest of the picture.
 - damage inside the mask: the edited region's sharpness, noise (its floor, and the part off the
   picture's own colour direction, which a new grainy material does not raise) and JPEG
-  blockiness against the source's same region and its surroundings (a ring just outside the mask). The most lenient of
-  the two references is used, since the edit may legitimately put new content there (a removed
+  blockiness against the source's same region and its surroundings (a ring just outside the
+  mask). The most lenient of the two references is used, since the edit may legitimately put new content there (a removed
   object's background is as smooth or textured as what was around it, not as the object).
 
 Measures are taken on the crop around the mask, so a small object costs little on a large
@@ -48,9 +48,9 @@ def _crop_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
 
 
 def inside_damage_results(source: np.ndarray, target: np.ndarray, mask: np.ndarray, limits: dict) -> list[GateResult]:
-    """Sharpness ratio, noise and blockiness increase of the target inside the mask against the
-    source inside and around it; a gate whose limit is null is left out, and a mask too small to
-    measure gives no results."""
+    """Sharpness ratio, noise, colour noise and blockiness increase of the target inside the mask
+    against the source inside and around it; a gate whose limit is null is left out, and a mask
+    too small to measure gives no results."""
     keys = ("min_inside_sharpness_ratio", "max_inside_noise_increase", "max_inside_colour_noise_increase", "max_inside_blockiness_increase")
     if not mask.any() or all(limits.get(k) is None for k in keys):
         return []
