@@ -55,6 +55,7 @@ COMMON_GATE_KEYS: dict[str, str] = {
     "structure_agreement": "min_structure",
     "inside_sharpness_ratio": "min_inside_sharpness_ratio",
     "inside_noise_increase": "max_inside_noise_increase",
+    "inside_colour_noise_increase": "max_inside_colour_noise_increase",
     "inside_blockiness_increase": "max_inside_blockiness_increase",
     "outside_window_change": "max_window_change",
 }

@@ -3,9 +3,10 @@
 - `outside_window_change`: the worst window of the kept region (outside the dilated mask), not
   its mean, so a thin leak along the mask or a small smudge elsewhere is not averaged away by
   the untouched rest of the picture.
-- damage inside the mask: the edited region's sharpness, noise and JPEG blockiness against the
-  source's same region and its surroundings (a ring just outside the mask). The most lenient of
-  the two references is used, since the edit may legitimately put new content there (a removed
+- damage inside the mask: the edited region's sharpness, noise (its floor, and the part off the
+  picture's own colour direction, which a new grainy material does not raise) and JPEG
+  blockiness against the source's same region and its surroundings (a ring just outside the
+  mask). The most lenient of the two references is used, since the edit may legitimately put new content there (a removed
   object's background is as smooth or textured as what was around it, not as the object).
 
 Measures are taken on the crop around the mask, so a small object costs little on a large
@@ -47,10 +48,10 @@ def _crop_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
 
 
 def inside_damage_results(source: np.ndarray, target: np.ndarray, mask: np.ndarray, limits: dict) -> list[GateResult]:
-    """Sharpness ratio, noise and blockiness increase of the target inside the mask against the
-    source inside and around it; a gate whose limit is null is left out, and a mask too small to
-    measure gives no results."""
-    keys = ("min_inside_sharpness_ratio", "max_inside_noise_increase", "max_inside_blockiness_increase")
+    """Sharpness ratio, noise, colour noise and blockiness increase of the target inside the mask
+    against the source inside and around it; a gate whose limit is null is left out, and a mask
+    too small to measure gives no results."""
+    keys = ("min_inside_sharpness_ratio", "max_inside_noise_increase", "max_inside_colour_noise_increase", "max_inside_blockiness_increase")
     if not mask.any() or all(limits.get(k) is None for k in keys):
         return []
     ring_px = max(4, round(limits["inside_ring_fraction"] * max(mask.shape)))
@@ -72,6 +73,10 @@ def inside_damage_results(source: np.ndarray, target: np.ndarray, mask: np.ndarr
         refs = [image_stats.noise_sigma(src, inside)] + ([image_stats.noise_sigma(src, ring)] if has_ring else [])
         added = image_stats.noise_sigma(tgt, inside) - max(refs)
         results.append(GateResult.at_most("inside_noise_increase", added, limits["max_inside_noise_increase"]))
+    if limits.get("max_inside_colour_noise_increase") is not None:
+        refs = [image_stats.colour_noise_sigma(src, inside)] + ([image_stats.colour_noise_sigma(src, ring)] if has_ring else [])
+        added = image_stats.colour_noise_sigma(tgt, inside) - max(refs)
+        results.append(GateResult.at_most("inside_colour_noise_increase", added, limits["max_inside_colour_noise_increase"]))
     if limits.get("max_inside_blockiness_increase") is not None:
         # JPEG's grid starts at the picture's corner: the crop must start on it too
         grid = (slice(box[0].start // 8 * 8, box[0].stop), slice(box[1].start // 8 * 8, box[1].stop))
