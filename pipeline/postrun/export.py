@@ -1,5 +1,7 @@
 """`export`: the run's selected rows (or a re-ranked share of its candidates) as a dataset folder
-of one schema: Parquet or WebDataset shards, a dataset card, and a checksummed manifest."""
+of one schema: Parquet or WebDataset shards, a dataset card, and a checksummed manifest. The run
+and the export folder are each local or on a store by URI (`RunStore`); each file is written
+whole (renamed, or one PUT) and the manifest last, so a folder without it is an unfinished export."""
 
 from __future__ import annotations
 
@@ -16,14 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import schema
-from pipeline.core.run_dir import RunDir, atomic_write
+from pipeline.core.run_dir import RunDir, RunStore, StoredFile
 from pipeline.postrun import dataset_card
 from pipeline.postrun.dedup import HashIndex, folder_hashes
 from pipeline.postrun.selection import (
     candidate_files,
     default_settings,
     done_file,
-    hq_dir,
+    hq_files,
     selection_file,
 )
 from pipeline.postrun.selection_rules import keep_count
@@ -132,35 +134,37 @@ def _shard_names(fmt: str, count: int) -> list[str]:
     return [f"data/train-{i:06d}.tar" for i in range(count)]
 
 
-def _ours(to_dir: Path, path: Path) -> bool:
-    rel = path.relative_to(to_dir)
-    return str(rel) in (CARD, MANIFEST) or (rel.parts[0] == "data" and rel.name.startswith("train-"))
+def _ours(rel: str) -> bool:
+    parts = rel.split("/")
+    return rel in (CARD, MANIFEST) or (len(parts) == 2 and parts[0] == "data" and parts[1].startswith("train-"))
 
 
-def _prepare_folder(to_dir: Path) -> None:
+def _prepare_folder(to: RunStore) -> None:
     """An export goes to an empty folder, or replaces an earlier (or unfinished) export there;
     a folder holding anything else is refused."""
-    to_dir.mkdir(parents=True, exist_ok=True)
-    files = [p for p in to_dir.rglob("*") if p.is_file()]
-    foreign = [p for p in files if not _ours(to_dir, p)]
+    if not to.remote:
+        to.root.mkdir(parents=True, exist_ok=True)
+    files = to.walk()
+    foreign = [rel for rel in files if not _ours(rel)]
     if foreign:
-        raise ExportError(f"{to_dir} holds files that are not an export ({foreign[0].name}...); choose an empty folder")
-    for path in files:
-        path.unlink()
+        raise ExportError(f"{to.root} holds files that are not an export ({foreign[0].rsplit('/', 1)[-1]}...); choose an empty folder")
+    for rel in files:
+        to.remove(rel)
 
 
-def _stream_rows(files: list[Path], wanted: dict[str, dict[str, Any]], batch_rows: int):
+def _stream_rows(files: list[Path | StoredFile], wanted: dict[str, dict[str, Any]], batch_rows: int):
     for path in files:
-        for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
-            ids = batch.column("sample_id").to_pylist()
-            keep = [i for i, sid in enumerate(ids) if sid in wanted]
-            if keep:
-                yield from batch.take(pa.array(keep)).to_pylist()
+        with path.open("rb") as handle:
+            for batch in pq.ParquetFile(handle, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
+                ids = batch.column("sample_id").to_pylist()
+                keep = [i for i, sid in enumerate(ids) if sid in wanted]
+                if keep:
+                    yield from batch.take(pa.array(keep)).to_pylist()
 
 
 def export_run(
-    run_dir: Path,
-    to_dir: Path,
+    run_dir: RunDir | Path | str,
+    to_dir: Path | str,
     fmt: str = "parquet",
     keep_ratio: float | None = None,
     min_o: float | None = None,
@@ -169,7 +173,7 @@ def export_run(
     include_unknown_license: bool = False,
 ) -> dict[str, Any]:
     """Write the export; returns its manifest (counts per task, what each filter dropped, files)."""
-    run, to_dir = RunDir(Path(run_dir)), Path(to_dir)
+    run, to = RunDir(run_dir), RunStore(to_dir)
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if keep_ratio is not None and not 0 < keep_ratio <= 1:
@@ -189,21 +193,23 @@ def export_run(
         for i, value in enumerate(folder_hashes(Path(exclude_benchmark))):
             benchmark.add(str(i), value)
 
-    records = pq.read_table(selection_file(run)).to_pylist()
+    with selection_file(run).open("rb") as handle:
+        records = pq.read_table(handle).to_pylist()
     chosen, dropped = choose(records, keep_ratio, min_o, per_task, benchmark, include_unknown_license)
     wanted = {rec["sample_id"]: rec for rec in chosen}
     if not wanted:
         raise ExportError(f"nothing to export: the selection holds no row that passes the filters (dropped: {dropped or 'none'})")
 
     # the run's own selection lives in hq/; a re-ranked share may reach beyond it
-    sources = sorted(hq_dir(run).glob("shard-*.parquet")) if keep_ratio is None else candidate_files(run)
+    sources = hq_files(run, done) if keep_ratio is None else candidate_files(run)
     batch_rows = int(settings["read_batch_rows"])
     shard_rows = int(settings["hq_shard_rows"])
     count = max(1, math.ceil(len(wanted) / shard_rows))
     names = _shard_names(fmt, count)
     encode = _parquet_shard if fmt == "parquet" else _webdataset_shard
 
-    _prepare_folder(to_dir)
+    to.check_reachable()
+    _prepare_folder(to)
     summary = dataset_card.new_summary()
     files: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -212,7 +218,7 @@ def export_run(
     def flush() -> None:
         data = encode(pending)
         name = names[len(files)]
-        atomic_write(to_dir / name, data)
+        to.write(name, data)
         files.append({"path": name, "rows": len(pending), "sha256": _sha256(data), "bytes": len(data)})
         pending.clear()
 
@@ -240,10 +246,11 @@ def export_run(
         "export.exclude_benchmark": f"{Path(exclude_benchmark).name} (pHash distance <= {settings['benchmark_distance']})" if benchmark else "none",
         "export.unknown_licenses": "included" if include_unknown_license else "left out",
     }
+    run_name = str(run.root).rstrip("/").rsplit("/", 1)[-1]
     card_info = {
         **dataset_card.finish_summary(summary),
-        "name": f"{run.root.name} image-editing triplets",
-        "run": run.root.name,
+        "name": f"{run_name} image-editing triplets",
+        "run": run_name,
         "config_hash": _run_config_hash(run),
         "format": fmt,
         "data_files": "data/*.parquet" if fmt == "parquet" else "data/*.tar",
@@ -252,7 +259,7 @@ def export_run(
         "thresholds": thresholds,
     }
     card = dataset_card.render_card(card_info).encode()
-    atomic_write(to_dir / CARD, card)
+    to.write(CARD, card)
     files.append({"path": CARD, "bytes": len(card), "sha256": _sha256(card)})
 
     manifest = {
@@ -265,7 +272,7 @@ def export_run(
         "files": files,
     }
     # written last: a folder without it is an unfinished export
-    atomic_write(to_dir / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    to.write(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
     return manifest
 
 
