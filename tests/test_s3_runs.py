@@ -105,7 +105,7 @@ def test_a_killed_run_on_the_store_resumes_with_every_sample_once(resumed, store
     assert secret.decode() not in rerun.stderr + rerun.stdout
 
 
-def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_env, tmp_path, capsys):
+def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_env, tmp_path, capsys, monkeypatch):
     import datasets
 
     _, fs = s3_env
@@ -115,6 +115,7 @@ def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_e
     assert main(["status", RUN, "--check"]) == 0 and f"{len(PHOTOS)} intact, 0 damaged" in capsys.readouterr().out
     assert main(["select", RUN]) == 0 and json.loads(capsys.readouterr().out)["skipped"]  # done.json and hq/ intact on the store
     assert main(["report", RUN]) == 0 and fs.exists("lab/run/report/index.html") and fs.find("lab/run/report/thumbs")
+    assert main(["sheet", RUN, "--out", str(tmp_path / "sheet.png")]) == 0 and (tmp_path / "sheet.png").stat().st_size
     capsys.readouterr()
 
     assert main(["export", RUN, "--to", "s3://lab/exp/"]) == 0
@@ -134,8 +135,11 @@ def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_e
     capsys.readouterr()
 
     for key in DUMMY:  # no credentials: one line and exit 2, as for inputs
-        os.environ.pop(key)
+        monkeypatch.delenv(key)
     assert main(["status", RUN]) == 2 and "no credentials found" in capsys.readouterr().err
+    assert main(["export", RUN, "--to", "s3://lab/exp2/"]) == 2 and "no credentials found" in capsys.readouterr().err
+    assert main(["run", "--task", "tone", "--out", "s3://lab/other/", "--no-progress"]) == 2
+    assert "cannot reach the run at s3://lab/other: no credentials found" in capsys.readouterr().err
 
 
 def _row(shard, sid, status):
