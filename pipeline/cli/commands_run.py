@@ -94,6 +94,9 @@ def cmd_status(args) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except OSError as exc:  # the store answered, but not with the plan (permission, a damaged object)
+        print(f"error: status {args.run_dir}: {exc}", file=sys.stderr)
+        return RUN_FAILED
     if plan is None:
         print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
         return USAGE_ERROR

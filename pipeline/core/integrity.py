@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 from pipeline.core.run_dir import SHARD_FOLDERS, RunDir, commit_record_name, shard_name
 
 CHUNK = 1 << 20
+STORE_THREADS = 16
 
 
 class DamagedRun(Exception):
@@ -67,13 +69,17 @@ def shard_problems(run: RunDir, record_name: str, full: bool) -> list[str]:
 
 
 def damaged_shards(run: RunDir, full: bool = False) -> dict[int, list[str]]:
-    """Committed shard -> what is wrong with it, for every damaged one (empty: all intact)."""
-    out: dict[int, list[str]] = {}
-    for record_name in run.commit_record_names():
-        problems = shard_problems(run, record_name, full)
-        if problems:
-            out[int(record_name.rsplit("/", 1)[-1].split(".")[0].split("-")[1])] = problems
-    return out
+    """Committed shard -> what is wrong with it, for every damaged one (empty: all intact). On a
+    store the shards are checked STORE_THREADS at a time: each check is a few requests, and a
+    resumed run checks every committed shard."""
+    names = run.commit_record_names()
+    check = lambda name: shard_problems(run, name, full)  # noqa: E731
+    if run.store.remote:
+        with ThreadPoolExecutor(STORE_THREADS) as pool:
+            found = list(pool.map(check, names))
+    else:
+        found = [check(name) for name in names]
+    return {int(name.rsplit("/", 1)[-1].split(".")[0].split("-")[1]): problems for name, problems in zip(names, found) if problems}
 
 
 def uncommit(run: RunDir, shard: int) -> None:

@@ -161,7 +161,11 @@ class RunDir:
         return self.store.list(COMMITS, "shard-*.json")
 
     def commit_records(self) -> list[dict[str, Any]]:
-        return [json.loads(self.store.read_text(rel)) for rel in self.commit_record_names()]
+        return [json.loads(data) for data in self.store.read_many(self.commit_record_names())]
+
+    def committed_shards(self) -> set[int]:
+        """The shards with a completion record, from one listing (not a request per shard)."""
+        return {int(rel.rsplit("/", 1)[-1].split(".")[0].split("-")[1]) for rel in self.commit_record_names()}
 
     def committed_files(self, folder: str, records: list[dict[str, Any]] | None = None) -> list[str]:
         """The shard files of `folder` (candidates or errors) that count, as relative names in

@@ -164,7 +164,8 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     damaged = _uncommit_damaged(run, check, log) if resuming else []
     if resuming:
         _remove_orphans(run, log)
-    pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
+    committed = run.committed_shards()
+    pending = [s for s in plan["shards"] if s["shard"] not in committed]
     stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
     stats["damaged_shards"] = damaged
     stats["plan_s"] = round(time.perf_counter() - plan_start, 2)

@@ -20,12 +20,13 @@ def is_run_folder(folder: Path) -> bool:
 
 
 def _run_shards(folder: Path, rows: str) -> list[Path]:
-    """A run's committed candidate shards, or the hq/ shards its finished selection names."""
+    """A run's committed candidate shards, or the hq/ shards its finished selection names (a
+    folder the engine did not write, without a plan, is read as it is: `RunDir.committed_files`)."""
     run = RunDir(folder)
     if rows == "ok":
         return [run.store.file(rel) for rel in run.committed_files("candidates")]
     if not run.store.exists("selection/done.json"):
-        return []
+        return [] if run.has_plan() else [run.store.file(rel) for rel in run.store.list("hq", "shard-*.parquet")]
     done = json.loads(run.store.read_text("selection/done.json"))
     return [run.store.file(f["path"]) for f in done.get("files", []) if f["path"].startswith("hq/")]
 
