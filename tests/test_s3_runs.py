@@ -142,6 +142,26 @@ def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_e
     assert "cannot reach the run at s3://lab/other: no credentials found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where", ["s3", "local"])
+def test_a_streamed_write_that_fails_leaves_no_file(where, s3_env, tmp_path):
+    from pipeline.core.run_store import RunStore
+
+    store = RunStore("s3://lab/streamed/" if where == "s3" else tmp_path)
+    if where == "s3":
+        store.fs.default_block_size = 5 * 2**20  # multipart: the first part is uploaded before the failure
+    with pytest.raises(RuntimeError, match="reader died"):
+        with store.open_for_writing("hq/shard-00000.parquet") as handle:
+            handle.write(b"x" * (6 * 2**20))
+            handle.flush()
+            raise RuntimeError("reader died")
+    assert store.walk() == []
+    if where == "s3":  # the part already sent is aborted, not left pending
+        assert not store.fs.call_s3("list_multipart_uploads", Bucket="lab").get("Uploads")
+    with store.open_for_writing("hq/shard-00000.parquet") as handle:
+        handle.write(b"whole")
+    assert store.walk() == ["hq/shard-00000.parquet"] and store.read_bytes("hq/shard-00000.parquet") == b"whole"
+
+
 def _row(shard, sid, status):
     from pipeline.core import schema
 

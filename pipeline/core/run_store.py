@@ -221,7 +221,8 @@ class RunStore:
             yield handle
         except BaseException:
             with contextlib.suppress(Exception):
-                handle.discard()  # an unfinished upload is dropped, not completed
+                handle.discard()  # an unfinished multipart upload is aborted ...
+            handle.closed = True  # ... and the buffer never sent: closing would complete the object
             raise
         self._call(rel, handle.close)
 
