@@ -139,7 +139,7 @@ def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_e
     assert main(["status", RUN]) == 2 and "no credentials found" in capsys.readouterr().err
     assert main(["export", RUN, "--to", "s3://lab/exp2/"]) == 2 and "no credentials found" in capsys.readouterr().err
     assert main(["run", "--task", "tone", "--out", "s3://lab/other/", "--no-progress"]) == 2
-    assert "cannot reach the run at s3://lab/other: no credentials found" in capsys.readouterr().err
+    assert "cannot reach s3://lab/other: no credentials found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where", ["s3", "local"])

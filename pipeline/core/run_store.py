@@ -21,6 +21,7 @@ import fnmatch
 import hashlib
 import io as io_mod
 import os
+import shutil
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -120,11 +121,6 @@ class RunStore:
             return (self.root / rel).exists()
         return self._call(rel, self.fs.exists, self._path(rel))
 
-    def is_file(self, rel: str) -> bool:
-        if not self.remote:
-            return (self.root / rel).is_file()
-        return self._call(rel, self.fs.isfile, self._path(rel))
-
     def open(self, rel: str, mode: str = "rb") -> IO:
         if not self.remote:
             return open(self.root / rel, mode)
@@ -165,8 +161,6 @@ class RunStore:
         names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "file"]
         return sorted(f"{folder}/{n}" for n in names if fnmatch.fnmatchcase(n, pattern))
 
-    # --- writing -----------------------------------------------------------------------------
-
     def walk(self, folder: str = "") -> list[str]:
         """Every file under `folder`, at any depth, as relative names, sorted."""
         if not self.remote:
@@ -178,6 +172,8 @@ class RunStore:
         except FileNotFoundError:
             return []
         return sorted(name[len(base) + 1 :] for name in found if name.startswith(base + "/"))
+
+    # --- writing -----------------------------------------------------------------------------
 
     def write(self, rel: str, data: bytes) -> None:
         atomic_write(self.file(rel), data)
@@ -192,8 +188,6 @@ class RunStore:
 
     def remove_folder(self, folder: str) -> None:
         if not self.remote:
-            import shutil
-
             shutil.rmtree(self.root / folder, ignore_errors=True)
             return
         for rel in self.walk(folder):
@@ -238,7 +232,7 @@ class RunStore:
         except FileNotFoundError:
             return
         except Exception as exc:  # every store raises its own types
-            raise InputError(failure_message(str(self.root), exc).replace("cannot read", "cannot reach the run at", 1)) from None
+            raise InputError(failure_message(str(self.root), exc).replace("cannot read", "cannot reach", 1)) from None
 
 
 @contextlib.contextmanager
