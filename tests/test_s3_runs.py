@@ -128,6 +128,13 @@ def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_e
     fs.get("lab/exp/data/", str(local) + "/", recursive=True)
     loaded = datasets.load_dataset("parquet", data_files=sorted(str(p) for p in local.glob("*.parquet")), split="train")
     assert loaded.num_rows == manifest["rows"] and loaded[0]["instruction_en"]
+    # the run's own candidates, by the manifest's list of committed files
+    run_manifest = json.loads(fs.cat("lab/run/manifest.json"))
+    listed = [s["path"] for s in run_manifest["shards"] if s["path"].startswith("candidates/")]
+    for path in listed:
+        fs.get(f"lab/run/{path}", str(tmp_path / path))
+    candidates = datasets.load_dataset("parquet", data_files=[str(tmp_path / p) for p in listed], split="train")
+    assert candidates.num_rows == run_manifest["rows"]["ok"] + run_manifest["rows"]["rejected"]
 
     assert main(["export", RUN, "--to", "s3://lab/wds/", "--format", "webdataset"]) == 0
     tars = json.loads(fs.cat("lab/wds/export_manifest.json"))["files"]
