@@ -109,7 +109,7 @@ def run_naive(cfg: dict, out: Path, part: tuple[int, int] = (0, 1)) -> dict:
     per_input = []
     rows_out = 0
     for shard in sorted(units):
-        for start in start_rows(str(out), shard):
+        for start in start_rows(RunDir(out), shard):
             t_in = time.perf_counter()
             rows = [start]
             for stage in stages:

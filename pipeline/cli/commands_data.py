@@ -15,7 +15,7 @@ from pipeline.core.task_names import UnknownTaskError, parse_tasks
 def cmd_sheet(args) -> int:
     from pipeline.postrun.contact_sheet import pick_rows, render
 
-    rows = pick_rows(Path(args.run_dir), args.per_task, None if args.status == "any" else args.status)
+    rows = pick_rows(args.run_dir, args.per_task, None if args.status == "any" else args.status)
     if not rows:
         print(f"error: no {args.status} triplets in {args.run_dir}/candidates", file=sys.stderr)
         return USAGE_ERROR
@@ -24,11 +24,12 @@ def cmd_sheet(args) -> int:
 
 
 def cmd_report(args) -> int:
+    from pipeline.core.run_dir import RunDir
     from pipeline.postrun.report import write_report
 
-    run = Path(args.run_dir)
-    if not (run / "manifest.json").exists():
-        print(f"error: {run} has no manifest.json: not a finished run folder", file=sys.stderr)
+    run = RunDir(args.run_dir)
+    if not run.store.exists("manifest.json"):
+        print(f"error: {run.root} has no manifest.json: not a finished run folder", file=sys.stderr)
         return USAGE_ERROR
     print(write_report(run, Path(args.out) if args.out else None, args.per_task, args.page_size))
     return 0
@@ -37,13 +38,14 @@ def cmd_report(args) -> int:
 def cmd_select(args) -> int:
     import yaml
 
+    from pipeline.core.run_dir import RunDir
     from pipeline.postrun.selection import SelectionError, select_run
 
-    run = Path(args.run_dir)
-    if not (run / "config.yaml").exists():
-        print(f"error: {run} is not a run folder (no config.yaml)", file=sys.stderr)
+    run = RunDir(args.run_dir)
+    if not run.store.exists("config.yaml"):
+        print(f"error: {run.root} is not a run folder (no config.yaml)", file=sys.stderr)
         return USAGE_ERROR
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg = yaml.safe_load(run.store.read_text("config.yaml"))
     try:
         current = config_mod.load_config(cfg.get("profile"), args.config, overrides=[config_mod.parse_set(s) for s in args.set])
         cfg["select"] = current["select"]
@@ -74,15 +76,16 @@ def cmd_score(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from pipeline.core.filesystems import InputError
     from pipeline.postrun.export import ExportError, export_run
 
     try:
         result = export_run(
-            Path(args.run_dir), Path(args.to), fmt=args.format, keep_ratio=args.keep_ratio, min_o=args.min_o,
+            args.run_dir, args.to, fmt=args.format, keep_ratio=args.keep_ratio, min_o=args.min_o,
             per_task=args.per_task, exclude_benchmark=Path(args.exclude_benchmark) if args.exclude_benchmark else None,
             include_unknown_license=args.include_unknown_license,
         )
-    except ExportError as exc:
+    except (ExportError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     print(json.dumps(result, indent=1, default=str))

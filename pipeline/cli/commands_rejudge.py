@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import yaml
 
 from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, judge_flags
 from pipeline.core import config as config_mod
+from pipeline.core.run_dir import RunDir
 from pipeline.core.task_names import UnknownTaskError, parse_tasks
 
 
@@ -29,12 +29,12 @@ def add_parser(sub) -> None:
     rj.add_argument("--task", help="re-judge only these tasks (a task, alias or comma list); others keep the run's judgements")
 
 
-def rejudge_config(run: Path, args) -> dict:
+def rejudge_config(run: RunDir, args) -> dict:
     """The run's resolved config with its judge block changed by the flags (checked against the
     judge's keys and types)."""
-    if not (run / "config.yaml").exists():
-        raise config_mod.ConfigError(f"{run} is not a run folder (no config.yaml)")
-    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    if not run.store.exists("config.yaml"):
+        raise config_mod.ConfigError(f"{run.root} is not a run folder (no config.yaml)")
+    cfg = yaml.safe_load(run.store.read_text("config.yaml"))
     layers = [config_mod.parse_set(item) for item in args.set]
     for layer in layers:
         if set(layer) != {"judge"}:
@@ -51,7 +51,7 @@ def cmd_rejudge(args) -> int:
     from pipeline.postrun.rejudge import RejudgeError, rejudge_run
     from pipeline.postrun.selection import SelectionError
 
-    run = Path(args.run_dir)
+    run = RunDir(args.run_dir)
     try:
         cfg = rejudge_config(run, args)
         tasks = parse_tasks(args.task) if args.task else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, captioner_flags, judge_flags
 from pipeline.core import config as config_mod
@@ -90,8 +89,16 @@ def cmd_status(args) -> int:
     from pipeline.core.run_dir import RunDir
     from pipeline.engine.manifest import build_manifest, summary_table
 
-    run = RunDir(Path(args.run_dir))
-    plan = run.read_plan()
+    run = RunDir(args.run_dir)
+    try:
+        run.store.check_reachable()
+        plan = run.read_plan()
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as exc:  # the store answered, but not with the plan (permission, a damaged object)
+        print(f"error: status {args.run_dir}: {exc}", file=sys.stderr)
+        return RUN_FAILED
     if plan is None:
         print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
         return USAGE_ERROR
@@ -128,7 +135,7 @@ def _check(run) -> int:
     """Every committed file re-hashed against its completion record; exit 1 when one differs."""
     from pipeline.core.integrity import damaged_shards
 
-    committed = len(list(run.commits.glob("shard-*.json"))) if run.commits.exists() else 0
+    committed = len(run.commit_record_names())
     damaged = damaged_shards(run, full=True)
     for shard, problems in damaged.items():
         for problem in problems:

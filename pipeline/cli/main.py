@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from pipeline.cli import (
     commands_calibrate,
@@ -21,7 +20,7 @@ from pipeline.cli import (
     stages_list,
 )
 from pipeline.cli import models as models_cli
-from pipeline.cli.common import RUN_FAILED
+from pipeline.cli.common import RUN_FAILED, USAGE_ERROR
 from pipeline.core import config as config_mod
 
 
@@ -81,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ex = sub.add_parser("export", help="export a run's high-quality subset with a dataset card", description="Export selected triplets, a dataset card and a checksummed manifest.")
     ex.add_argument("run_dir")
-    ex.add_argument("--to", required=True, help="export folder")
+    ex.add_argument("--to", required=True, help="export folder, local or on a store by URI (s3://bucket/prefix/)")
     ex.add_argument("--format", choices=["parquet", "webdataset", "preference"], default="parquet",
                     help="preference: (source, instruction, chosen, rejected, why) pairs instead of triplets")
     ex.add_argument("--keep-ratio", type=float, help="re-rank: this share of each task's candidates")
@@ -168,11 +167,18 @@ def _reading_run(command, args) -> int:
     its completion record, and a file that still fails to read is one line, not a traceback."""
     import pyarrow as pa
 
+    from pipeline.core.filesystems import InputError
     from pipeline.core.integrity import DamagedRun, require_intact
+    from pipeline.core.run_dir import RunDir
 
     try:
-        require_intact(Path(args.run_dir))
+        run = RunDir(args.run_dir)
+        run.store.check_reachable()
+        require_intact(run)
         return command(args)
+    except InputError as exc:  # a run on a store without credentials, or one that cannot be reached
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
     except DamagedRun as exc:
         print(f"error: {exc}", file=sys.stderr)
     except (pa.ArrowException, OSError) as exc:

@@ -1,32 +1,22 @@
-"""The layout of a run directory, and the shard plan decided before Ray starts."""
+"""The layout of a run directory, and the shard plan decided before Ray starts. The folder is
+local or on a store by URI (`run_store.py`); every file in it is reached by its name relative to
+the root, through the run's `RunStore`.
+
+Which shard files count is what the completion records say (`committed_files`): on a store a
+shard's files carry an attempt in their names, and a killed attempt leaves files no record names
+(`orphan_files`), which a rerun removes."""
 
 from __future__ import annotations
 
-import contextlib
+import io as io_mod
 import json
-import os
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from pipeline.core.run_store import RunStore, StoredFile, atomic_write
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write under a temporary name, flush to disk, then rename: readers see all or nothing. On
-    failure (disk full, permission denied) the temporary file is removed, so nothing half-written
-    is left to look like work, and the OSError names `path`, not the temporary name."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+__all__ = ["RunDir", "RunStore", "StoredFile", "atomic_write", "shard_name", "PLAN_FILE_INPUTS"]
 
 
 PLAN_FILE_INPUTS = 4096  # inputs per plan file, in whole shards: a million inputs make 245 files, not 62,500
@@ -45,71 +35,91 @@ def _plan_json(plan: dict[str, Any]) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-@dataclass(frozen=True)
+SHARD_FOLDERS = ("candidates", "errors")
+PLAN, COMMITS = "plan", "stats/shards"
+
+
 class RunDir:
-    root: Path
+    """A run folder, local (`root` a Path) or on a store (`root` its URI). The properties give a
+    file or folder as the store gives it (a Path on a local folder); the methods read and write
+    through the store."""
+
+    def __init__(self, root: str | Path, io: dict[str, Any] | None = None):
+        self.store = root.store if isinstance(root, RunDir) else RunStore(root, io)
+        self.root = self.store.root
+
+    def __reduce__(self):  # Ray workers get the root and the io settings, never a live connection
+        return (RunDir, (self.root, self.store.io))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunDir) and str(other.root) == str(self.root)
+
+    def __hash__(self) -> int:
+        return hash(str(self.root))
 
     @property
-    def plan_dir(self) -> Path:
-        return self.root / "plan"
+    def plan_dir(self) -> Path | StoredFile:
+        return self.store.file(PLAN)
 
     @property
-    def plan_file(self) -> Path:
-        return self.plan_dir / "plan.json"
+    def plan_file(self) -> Path | StoredFile:
+        return self.store.file(f"{PLAN}/plan.json")
 
     @property
-    def candidates(self) -> Path:
-        return self.root / "candidates"
+    def candidates(self) -> Path | StoredFile:
+        return self.store.file("candidates")
 
     @property
-    def errors(self) -> Path:
-        return self.root / "errors"
+    def errors(self) -> Path | StoredFile:
+        return self.store.file("errors")
 
     @property
-    def stats(self) -> Path:
-        return self.root / "stats"
+    def stats(self) -> Path | StoredFile:
+        return self.store.file("stats")
 
     @property
-    def commits(self) -> Path:
-        return self.stats / "shards"
+    def commits(self) -> Path | StoredFile:
+        return self.store.file(COMMITS)
 
     @property
-    def config_file(self) -> Path:
-        return self.root / "config.yaml"
+    def config_file(self) -> Path | StoredFile:
+        return self.store.file("config.yaml")
 
     @property
-    def manifest_file(self) -> Path:
-        return self.root / "manifest.json"
+    def manifest_file(self) -> Path | StoredFile:
+        return self.store.file("manifest.json")
 
-    def shard_inputs(self, shard: int) -> Path:
+    def shard_inputs(self, shard: int) -> Path | StoredFile:
         """Where a plan from before the files of whole shards kept a shard's inputs."""
-        return self.plan_dir / f"{shard_name(shard)}.jsonl"
+        return self.store.file(f"{PLAN}/{shard_name(shard)}.jsonl")
 
-    def commit_record(self, shard: int) -> Path:
-        return self.commits / f"{shard_name(shard)}.json"
+    def commit_record(self, shard: int) -> Path | StoredFile:
+        return self.store.file(commit_record_name(shard))
 
     def is_committed(self, shard: int) -> bool:
-        return self.commit_record(shard).exists()
+        return self.store.exists(commit_record_name(shard))
+
+    def has_plan(self) -> bool:
+        return self.store.exists(f"{PLAN}/plan.json")
 
     def read_plan(self) -> dict[str, Any] | None:
-        if not self.plan_file.exists():
+        if not self.has_plan():
             return None
-        return json.loads(self.plan_file.read_text())
+        return json.loads(self.store.read_text(f"{PLAN}/plan.json"))
 
     @property
-    def plan_layout_file(self) -> Path:
-        return self.plan_dir / "layout.json"
+    def plan_layout_file(self) -> Path | StoredFile:
+        return self.store.file(f"{PLAN}/layout.json")
 
-    def inputs_file(self, number: int) -> Path:
-        return self.plan_dir / f"inputs-{number:05d}.jsonl"
+    def inputs_file(self, number: int) -> Path | StoredFile:
+        return self.store.file(inputs_file_name(number))
 
     def write_plan(self, records: Iterable[dict[str, Any]], shard_size: int, meta: dict[str, Any]) -> dict[str, Any]:
         """Number the records and write them as they come, in files of whole shards (about
         PLAN_FILE_INPUTS inputs a file): `records` may be a stream of millions, and only one
         file's worth is held at a time."""
-        self.plan_dir.mkdir(parents=True, exist_ok=True)
-        for stale in [*self.plan_dir.glob("inputs-*.jsonl"), *self.plan_dir.glob("shard-*.jsonl")]:  # an interrupted plan's
-            stale.unlink()
+        for stale in [*self.store.list(PLAN, "inputs-*.jsonl"), *self.store.list(PLAN, "shard-*.jsonl")]:  # an interrupted plan's
+            self.store.remove(stale)
         per_file = max(1, PLAN_FILE_INPUTS // shard_size)
         lines: list[str] = []
         index = files = 0
@@ -124,33 +134,61 @@ class RunDir:
         count = -(-index // shard_size)
         shards = [{"shard": shard, "inputs": min(shard_size, index - shard * shard_size)} for shard in range(count)]
         layout = {"shard_size": shard_size, "shards_per_file": per_file}
-        atomic_write(self.plan_layout_file, json.dumps(layout).encode())
+        self.store.write(f"{PLAN}/layout.json", json.dumps(layout).encode())
         plan = {**meta, "inputs": index, **layout, "shards": shards}
         # written last: a plan folder without plan.json is an unfinished plan and is redone
-        atomic_write(self.plan_file, _plan_json(plan).encode())
+        self.store.write(f"{PLAN}/plan.json", _plan_json(plan).encode())
         return plan
 
     def _write_inputs(self, number: int, lines: list[str]) -> None:
-        # on disk before plan.json says the plan is whole; plan.json's own write is the commit
-        with open(self.inputs_file(number), "w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # whole before plan.json says the plan is whole; plan.json's own write is the commit
+        self.store.write(inputs_file_name(number), "".join(lines).encode("utf-8"))
 
     def read_shard_inputs(self, shard: int) -> Iterator[dict[str, Any]]:
         """A shard's input records: its lines of the plan file that holds it (a plan from before
         the files of whole shards has one file per shard)."""
-        if not self.plan_layout_file.exists():
-            with open(self.shard_inputs(shard), encoding="utf-8") as handle:
+        if not self.store.exists(f"{PLAN}/layout.json"):
+            with io_mod.TextIOWrapper(self.store.open(f"{PLAN}/{shard_name(shard)}.jsonl"), encoding="utf-8") as handle:
                 yield from (json.loads(line) for line in handle)
             return
-        layout = json.loads(self.plan_layout_file.read_text())
+        layout = json.loads(self.store.read_text(f"{PLAN}/layout.json"))
         size, per_file = layout["shard_size"], layout["shards_per_file"]
         skip = (shard % per_file) * size
-        with open(self.inputs_file(shard // per_file), encoding="utf-8") as handle:
+        with io_mod.TextIOWrapper(self.store.open(inputs_file_name(shard // per_file)), encoding="utf-8") as handle:
             yield from (json.loads(line) for line in islice(handle, skip, skip + size))
 
+    def commit_record_names(self) -> list[str]:
+        return self.store.list(COMMITS, "shard-*.json")
+
     def commit_records(self) -> list[dict[str, Any]]:
-        if not self.commits.exists():
-            return []
-        return [json.loads(p.read_text()) for p in sorted(self.commits.glob("shard-*.json"))]
+        return [json.loads(data) for data in self.store.read_many(self.commit_record_names())]
+
+    def committed_shards(self) -> set[int]:
+        """The shards with a completion record, from one listing (not a request per shard)."""
+        return {int(rel.rsplit("/", 1)[-1].split(".")[0].split("-")[1]) for rel in self.commit_record_names()}
+
+    def committed_files(self, folder: str, records: list[dict[str, Any]] | None = None) -> list[str]:
+        """The shard files of `folder` (candidates or errors) that count, as relative names in
+        shard order: those the completion records name. A folder without a plan is not one the
+        engine wrote (shards put together by hand or by another tool): its shard files are read
+        as they are."""
+        if records is None:
+            if not self.has_plan():
+                return self.store.list(folder, "shard-*.parquet")
+            records = self.commit_records()
+        named = [f["path"] for rec in sorted(records, key=lambda r: r["shard"]) for f in rec.get("files", [])]
+        return [rel for rel in named if rel.startswith(folder + "/")]
+
+    def orphan_files(self) -> list[str]:
+        """Files in the shard folders that no completion record names: an attempt killed before
+        its record, or a temporary file of one."""
+        named = {f["path"] for rec in self.commit_records() for f in rec.get("files", [])}
+        return [rel for folder in SHARD_FOLDERS for rel in self.store.list(folder) if rel not in named]
+
+
+def commit_record_name(shard: int) -> str:
+    return f"{COMMITS}/{shard_name(shard)}.json"
+
+
+def inputs_file_name(number: int) -> str:
+    return f"{PLAN}/inputs-{number:05d}.jsonl"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -46,13 +45,13 @@ def input_row(record: dict[str, Any], shard: int) -> Row:
     }
 
 
-def start_rows(run_root: str, shard: int) -> list[Row]:
-    return [input_row(record, shard) for record in RunDir(Path(run_root)).read_shard_inputs(shard)]
+def start_rows(run: RunDir, shard: int) -> list[Row]:
+    return [input_row(record, shard) for record in run.read_shard_inputs(shard)]
 
 
-def read_shard(rows: list[Row], run_root: str) -> list[Row]:
+def read_shard(rows: list[Row], run: RunDir) -> list[Row]:
     """The first step of the plan: a block of shard numbers becomes those shards' input rows."""
-    return [row for item in rows for row in start_rows(run_root, int(item["shard"]))]
+    return [row for item in rows for row in start_rows(run, int(item["shard"]))]
 
 
 class StageActor:
@@ -102,8 +101,8 @@ class _LazySetup:
 class WriterActor:
     """One of the run's shard writers: it is given every row of the shards `writer_of` assigns it."""
 
-    def __init__(self, run_root: str, units_per_shard: dict[int, int]):
-        self.writer = ShardWriter(run_root, units_per_shard)
+    def __init__(self, run: RunDir, units_per_shard: dict[int, int]):
+        self.writer = ShardWriter(run, units_per_shard)
 
     def add(self, rows: list[Row]) -> list[dict[str, Any]]:
         return self.writer.add(rows)
@@ -114,12 +113,12 @@ def writer_of(shard: int, writers: int) -> int:
     return shard % writers
 
 
-def start_writers(run_root: str, units_per_shard: dict[int, int], count: int, cpus: float) -> list:
+def start_writers(run: RunDir, units_per_shard: dict[int, int], count: int, cpus: float) -> list:
     import ray
 
     remote = ray.remote(num_cpus=cpus, max_restarts=0)(WriterActor)
     return [
-        remote.remote(run_root, {s: u for s, u in units_per_shard.items() if writer_of(s, count) == i})
+        remote.remote(run, {s: u for s, u in units_per_shard.items() if writer_of(s, count) == i})
         for i in range(count)
     ]
 
@@ -177,7 +176,7 @@ def _light_step(stage: Stage) -> Callable[[list[Row]], list[Row]]:
     return stage.process_batch if isinstance(stage, SplitByTask) else _LazySetup(stage)
 
 
-def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers: list, free_cpus: float, group_actors: dict[int, list] | None = None):
+def build_dataset(run: RunDir, shards: list[int], stages: list[Stage], writers: list, free_cpus: float, group_actors: dict[int, list] | None = None):
     """`stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last;
     `writers` are the `start_writers` actors; `free_cpus` is what the actor pools leave for the
     light stages' tasks; `group_actors` are the `group_actors.start_group_actors` pools of the
@@ -191,7 +190,7 @@ def build_dataset(run_root: str, shards: list[int], stages: list[Stage], writers
     ray.data.DataContext.get_current().op_resource_reservation_enabled = False
     ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
     # light stages since the last model stage; the first chain starts by reading its shard
-    steps: list[Callable[[list[Row]], list[Row]]] = [partial(read_shard, run_root=run_root)]
+    steps: list[Callable[[list[Row]], list[Row]]] = [partial(read_shard, run=run)]
     for stage in stages:
         if isinstance(stage, WriteShards):
             ds = _light_chain(ds, _LightChain(steps, _Route(writers)), light_cpus)

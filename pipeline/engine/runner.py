@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from pipeline.core import config as config_mod
+from pipeline.core.filesystems import redact
 from pipeline.core.inputs import iter_records, reach_input
 from pipeline.core.integrity import damaged_shards, uncommit
 from pipeline.core.model_lock import verify_models
 from pipeline.core.models import registry
-from pipeline.core.run_dir import RunDir, atomic_write, shard_name
+from pipeline.core.run_dir import RunDir, shard_name
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
 from pipeline.engine.failures import describe, error_of, os_error_of
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
@@ -39,9 +40,10 @@ class RunFailed(RuntimeError):
 
 @dataclass
 class RunResult:
-    run_dir: Path
+    run_dir: Path | str  # a local folder, or the run's URI on a store
     manifest: dict[str, Any]
     stats: dict[str, Any]
+    run: RunDir | None = None  # the same, opened with the run's io settings
 
 
 def default_out(cfg: dict[str, Any]) -> Path:
@@ -94,10 +96,20 @@ def _plan(run: RunDir, cfg: dict[str, Any], log, plan: dict[str, Any] | None = N
     # the input is listed as the plan is written, so nothing holds every record
     shard_size, records = stream_shard_size(cfg["run"]["shard_size"], records)
     meta = {"config_hash": identity, "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
-    atomic_write(run.config_file, config_mod.dump(cfg).encode())
+    run.store.write("config.yaml", config_mod.dump(_without_credentials(cfg)).encode())
     plan = run.write_plan(records, shard_size, meta)
     log(f"planned {plan['inputs']} inputs in {len(plan['shards'])} shards ({time.perf_counter() - start:.1f}s)")
     return plan
+
+
+def _without_credentials(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config as the run keeps it: a URI's user:password@ part never lands in the run (the
+    io settings take no credentials: config.py refuses them)."""
+    kept = {**cfg, "input": {**cfg["input"]}, "run": {**cfg["run"]}}
+    for section, key in (("input", "path"), ("input", "annotations"), ("run", "out")):
+        if isinstance(kept[section].get(key), str):
+            kept[section][key] = redact(kept[section][key])
+    return kept
 
 
 def _progress_bar(total: int, enabled: bool):
@@ -141,7 +153,8 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     tasks = cfg["run"]["tasks"]
     stages = build_stage_list(cfg, task_stages)
     ensure_models(cfg, stages, log)
-    run = RunDir(Path(cfg["run"]["out"] or default_out(cfg)))
+    run = RunDir(cfg["run"]["out"] or default_out(cfg), cfg.get("io"))
+    run.store.check_reachable()  # an out store without credentials: exit 2 before anything starts
     existing = run.read_plan()
     resuming = existing is not None
     if not resuming:
@@ -149,7 +162,10 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     plan_start = time.perf_counter()
     plan = _plan(run, cfg, log, existing)
     damaged = _uncommit_damaged(run, check, log) if resuming else []
-    pending = [s for s in plan["shards"] if not run.is_committed(s["shard"])]
+    if resuming:
+        _remove_orphans(run, log)
+    committed = run.committed_shards()
+    pending = [s for s in plan["shards"] if s["shard"] not in committed]
     stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
     stats["damaged_shards"] = damaged
     stats["plan_s"] = round(time.perf_counter() - plan_start, 2)
@@ -179,10 +195,10 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
             raise RunFailed(str(exc)) from None
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
         units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
-        writers = start_writers(str(run.root), units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
+        writers = start_writers(run, units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
         group_actors = start_group_actors(stages)
         try:
-            ds = build_dataset(str(run.root), sorted(units), stages, writers, free_cpus, group_actors)
+            ds = build_dataset(run, sorted(units), stages, writers, free_cpus, group_actors)
             _stream(ds, sum(units.values()), cfg["run"]["progress"], stats, started_at)
         except Exception as exc:  # a write that failed (disk full, permission, folder gone): one line, not a traceback
             circuit = error_of(exc, CircuitOpen)  # a served model that stopped answering: the same
@@ -200,24 +216,25 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     manifest = build_manifest(run, plan)
     write_manifest(run, manifest)
     stats["seconds"] = round(time.perf_counter() - t0, 2)
-    write_stats(run.root, stats)
+    write_stats(run, stats)
     if not manifest["complete"]:
         raise RunFailed(
             f"{len(manifest['pending_shards'])} shard(s) did not commit: {manifest['pending_shards'][:10]}; "
             "rerun the same command to finish them"
         )
-    return RunResult(run.root, manifest, stats)
+    return RunResult(run.root, manifest, stats, run)
 
 
 def _record_failure(run: RunDir, plan: dict[str, Any], stats: dict[str, Any], t0: float) -> None:
     """The manifest (complete: false) and the run stats, where the run folder still takes them."""
-    if not run.plan_file.exists():  # the folder vanished: writing would recreate a stray one
-        return
+    with contextlib.suppress(OSError):
+        if not run.has_plan():  # the folder vanished: writing would recreate a stray one
+            return
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     with contextlib.suppress(OSError):
         write_manifest(run, build_manifest(run, plan))
     with contextlib.suppress(OSError):
-        write_stats(run.root, stats)
+        write_stats(run, stats)
 
 
 def _circuit_line(exc: BaseException) -> str:
@@ -236,10 +253,20 @@ def _uncommit_damaged(run: RunDir, full: bool, log) -> list[int]:
     return sorted(damaged)
 
 
-def write_stats(run_root: Path, stats: dict[str, Any]) -> None:
+def _remove_orphans(run: RunDir, log) -> None:
+    """Shard files no completion record names (an attempt killed before its record was written)
+    are never read; removing them keeps the folder to what counts."""
+    orphans = run.orphan_files()
+    for rel in orphans:
+        run.store.remove(rel)
+    if orphans:
+        log(f"removed {len(orphans)} file(s) of unfinished shard attempts")
+
+
+def write_stats(run: RunDir | Path | str, stats: dict[str, Any]) -> None:
     # ru_maxrss is KiB on Linux: this driver process alone, not Ray's workers
     stats["driver_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    atomic_write(RunDir(run_root).stats / "run.json", json.dumps(stats, indent=1).encode())
+    RunDir(run).store.write("stats/run.json", json.dumps(stats, indent=1).encode())
 
 
 def print_summary(result: RunResult, log=print) -> None:
@@ -254,4 +281,5 @@ def print_summary(result: RunResult, log=print) -> None:
         f"{rows['skipped']} skipped, {rows['error']} errors in {stats['seconds']:.1f}s"
         + (f"; first candidate after {stats['first_candidate_s']:.1f}s" if "first_candidate_s" in stats else "")
     )
-    log(f"triplets: {result.run_dir / 'candidates'}   errors: {result.run_dir / 'errors'}   manifest: {result.run_dir / 'manifest.json'}")
+    root = str(result.run_dir).rstrip("/")
+    log(f"triplets: {root}/candidates   errors: {root}/errors   manifest: {root}/manifest.json")

@@ -1,5 +1,10 @@
 """Collects finished rows per input shard and commits each shard once all its units are in:
-Parquet files under temporary names, renamed, then the completion record, written last."""
+its Parquet files, then the completion record, written last, which names them.
+
+On a local folder a file is written under a temporary name and renamed. An object store has no
+rename, but a PUT is all or nothing: there each file gets a name of its own per attempt
+(`candidates/shard-00001.<attempt>.parquet`), so a killed or failed attempt never overwrites or
+passes for a committed file; what it leaves, no record names (`RunDir.orphan_files`)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import errno
 import hashlib
 import json
 import time
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +22,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core import schema
 from pipeline.core import status as row_status
-from pipeline.core.run_dir import RunDir, atomic_write, shard_name
+from pipeline.core.run_dir import RunDir, commit_record_name, shard_name
 
 PROGRESS_SCHEMA = pa.schema(
     [
@@ -47,13 +53,18 @@ def _finalise(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _write_parquet(run: RunDir, rel: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     table = schema.to_output_table(rows)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
-    atomic_write(path, data)
-    return {"rows": len(rows), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    run.store.write(rel, data)
+    return {"path": rel, "rows": len(rows), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def shard_file_name(folder: str, shard: int, attempt: str | None) -> str:
+    """`folder/shard-NNNNN.parquet`, or with the attempt in the name where there is no rename."""
+    return f"{folder}/{shard_name(shard)}{'.' + attempt if attempt else ''}.parquet"
 
 
 def _row_seconds(row: dict[str, Any], key: str) -> float:
@@ -65,19 +76,20 @@ def _row_seconds(row: dict[str, Any], key: str) -> float:
 class ShardWriter:
     """Not thread-safe; one instance sees every row of the shards it is given."""
 
-    def __init__(self, run_root: str, units_per_shard: dict[int, int]):
-        self.run = RunDir(Path(run_root))
+    def __init__(self, run: RunDir | str | Path, units_per_shard: dict[int, int]):
+        self.run = run if isinstance(run, RunDir) else RunDir(run)
         self.units_per_shard = {int(k): int(v) for k, v in units_per_shard.items()}
         # shard -> unit -> sample_id -> row; keyed by sample id so a retried task adds nothing twice
         self.buffers: dict[int, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
         self.unit_rows: dict[int, dict[str, int]] = defaultdict(dict)
         self.done_units: dict[int, set[str]] = defaultdict(set)
+        self.known_committed: dict[int, bool] = {}
 
     def add(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         progress: dict[int, dict[str, Any]] = {}
         for row in rows:
             shard, unit = int(row["_shard"]), row["_unit"]
-            if shard not in self.units_per_shard or self.run.is_committed(shard):
+            if shard not in self.units_per_shard or self._committed(shard):
                 continue
             self.buffers[shard][unit][row["sample_id"]] = row
             self.unit_rows[shard][unit] = int(row["_unit_rows"])
@@ -93,20 +105,31 @@ class ShardWriter:
                 entry["committed_at"] = time.time()
         return list(progress.values())
 
-    def commit(self, shard: int) -> int:
-        if not self.run.root.is_dir():  # writing would silently recreate a deleted run folder
+    def _committed(self, shard: int) -> bool:
+        """Asked of the run once per shard (on a store every question is a request): only this
+        writer commits the shard, so after that its own commit is the only change."""
+        if shard not in self.known_committed:
+            self.known_committed[shard] = self.run.is_committed(shard)
+        return self.known_committed[shard]
+
+    def _check_run_there(self) -> None:
+        # writing would silently recreate a deleted run folder (on a store: a deleted run's plan)
+        there = self.run.has_plan() if self.run.store.remote else self.run.root.is_dir()
+        if not there:
             raise FileNotFoundError(errno.ENOENT, "the run folder is gone", str(self.run.root))
+
+    def commit(self, shard: int) -> int:
+        self._check_run_there()
         rows = [_finalise(r) for unit in self.buffers.pop(shard).values() for r in unit.values()]
         self.unit_rows.pop(shard, None)
         self.done_units.pop(shard, None)
         rows.sort(key=lambda r: (r["task"], r["_unit"], r["sample_id"]))
-        name = shard_name(shard)
+        attempt = uuid.uuid4().hex[:12] if self.run.store.remote else None
         files = []
-        for folder, statuses in ((self.run.candidates, schema.CANDIDATE_STATUSES), (self.run.errors, schema.NO_CANDIDATE_STATUSES)):
+        for folder, statuses in (("candidates", schema.CANDIDATE_STATUSES), ("errors", schema.NO_CANDIDATE_STATUSES)):
             part = [r for r in rows if r["status"] in statuses]
             if part:
-                path = folder / f"{name}.parquet"
-                files.append({"path": str(path.relative_to(self.run.root)), **_write_parquet(path, part)})
+                files.append(_write_parquet(self.run, shard_file_name(folder, shard, attempt), part))
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         seconds: dict[str, float] = defaultdict(float)
         cpu_seconds: dict[str, float] = defaultdict(float)
@@ -129,7 +152,8 @@ class ShardWriter:
             },
         }
         # the completion record is the commit: written last
-        atomic_write(self.run.commit_record(shard), json.dumps(record, indent=1).encode())
+        self.run.store.write(commit_record_name(shard), json.dumps(record, indent=1).encode())
+        self.known_committed[shard] = True
         return sum(1 for r in rows if r["status"] in schema.CANDIDATE_STATUSES)
 
     def open_shards(self) -> list[int]:

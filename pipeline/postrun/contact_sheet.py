@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.core.fonts import cjk_font as _cjk_font
+from pipeline.core.run_dir import RunDir
 
 
 def cjk_font(size: int) -> ImageFont.FreeTypeFont:
@@ -53,10 +54,13 @@ def _tile(row: dict[str, Any], height: int, font, small) -> Image.Image:
     return tile
 
 
-def pick_rows(run_dir: Path, per_task: int, status: str | None = "ok") -> list[dict[str, Any]]:
+def pick_rows(run_dir: RunDir | Path | str, per_task: int, status: str | None = "ok") -> list[dict[str, Any]]:
     chosen: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((run_dir / "candidates").glob("*.parquet")):
-        for row in pq.read_table(path).to_pylist():
+    run = RunDir(run_dir)
+    for rel in run.committed_files("candidates"):
+        with run.store.open(rel) as handle:
+            rows = pq.read_table(handle).to_pylist()
+        for row in rows:
             if status and row["status"] != status:
                 continue
             bucket = chosen.setdefault(row["task"], [])

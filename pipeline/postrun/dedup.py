@@ -95,15 +95,16 @@ def source_hashes(files: Iterable[Path], batch_rows: int) -> dict[str, dict[str,
     a time and decodes each distinct source once."""
     by_source: dict[str, str] = {}
     out: dict[str, dict[str, str]] = {}
-    for path in files:
-        parquet = pq.ParquetFile(path, buffer_size=1 << 20)  # streams pages, not whole column chunks
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=["sample_id", "source_sha256", "source_image"]):
-            for sid, sha, image in zip(*(batch.column(i).to_pylist() for i in range(3))):
-                data = (image or {}).get("bytes")
-                key = source_key(sha, data)
-                if key not in by_source:
-                    by_source[key] = phash(data) if data else "0" * 16
-                out[sid] = {"source": key, "phash": by_source[key]}
+    for path in files:  # a Path, or a file on the run's store
+        with path.open("rb") as handle:
+            parquet = pq.ParquetFile(handle, buffer_size=1 << 20)  # streams pages, not whole column chunks
+            for batch in parquet.iter_batches(batch_size=batch_rows, columns=["sample_id", "source_sha256", "source_image"]):
+                for sid, sha, image in zip(*(batch.column(i).to_pylist() for i in range(3))):
+                    data = (image or {}).get("bytes")
+                    key = source_key(sha, data)
+                    if key not in by_source:
+                        by_source[key] = phash(data) if data else "0" * 16
+                    out[sid] = {"source": key, "phash": by_source[key]}
     return out
 
 

@@ -75,20 +75,22 @@ def counted_statuses(cfg: dict[str, Any]) -> tuple[str, ...]:
     return schema.CANDIDATE_STATUSES if rows == "candidates" else (schema.OK,)
 
 
-def run_diversity(run_dir: Path, statuses: tuple[str, ...] = (schema.OK,)) -> dict[str, dict[str, Any]]:
+def run_diversity(run_dir: RunDir | Path | str, statuses: tuple[str, ...] = (schema.OK,)) -> dict[str, dict[str, Any]]:
     """Per task, over the run's committed candidates of `statuses`; reads the instruction columns only."""
     acc = Diversity(statuses)
-    for path in sorted((Path(run_dir) / "candidates").glob("shard-*.parquet")):
-        names = pq.read_schema(path).names
-        acc.add_rows(pq.read_table(path, columns=[c for c in COLUMNS if c in names]).to_pylist())
+    run = RunDir(run_dir)
+    for rel in run.committed_files("candidates"):
+        with run.store.open(rel) as handle:
+            names = pq.read_schema(handle).names
+            acc.add_rows(pq.read_table(handle, columns=[c for c in COLUMNS if c in names]).to_pylist())
     return acc.result()
 
 
-def merge_into_manifest(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+def merge_into_manifest(run_dir: RunDir | Path | str, cfg: dict[str, Any]) -> dict[str, Any]:
     """`manifest.json` gains `instruction_diversity`: per task, and which statuses were counted."""
     statuses = counted_statuses(cfg)
     record = {"over": list(statuses), "tasks": run_diversity(run_dir, statuses)}
-    run = RunDir(Path(run_dir))
+    run = RunDir(run_dir)
     manifest = json.loads(run.manifest_file.read_text()) if run.manifest_file.exists() else {}
     if manifest.get("instruction_diversity") != record:
         manifest["instruction_diversity"] = record

@@ -1,5 +1,7 @@
 """`export`: the run's selected rows (or a re-ranked share of its candidates) as a dataset folder
-of one schema: Parquet or WebDataset shards, a dataset card, and a checksummed manifest."""
+of one schema: Parquet or WebDataset shards, a dataset card, and a checksummed manifest. The run
+and the export folder are each local or on a store by URI (`RunStore`); each file is written
+whole (renamed, or one PUT) and the manifest last, so a folder without it is an unfinished export."""
 
 from __future__ import annotations
 
@@ -15,21 +17,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import schema
-from pipeline.core.run_dir import RunDir
+from pipeline.core.run_dir import RunDir, RunStore, StoredFile
 from pipeline.postrun import dataset_card, export_files, preference
 from pipeline.postrun.dedup import HashIndex, folder_hashes
 from pipeline.postrun.export_files import (
     ExportError,
     license_known,
     parquet_shard_names,
-    prepare_folder,
 )
 from pipeline.postrun.judge_overlay import JudgeOverlay, apply_to_row, load_overlay
 from pipeline.postrun.selection import (
     candidate_files,
     default_settings,
     done_file,
-    hq_dir,
+    hq_files,
     selection_file,
 )
 from pipeline.postrun.selection_rules import keep_count
@@ -124,20 +125,21 @@ def _shard_names(fmt: str, count: int) -> list[str]:
     return [f"data/train-{i:06d}.tar" for i in range(count)]
 
 
-def _stream_rows(files: list[Path], wanted: dict[str, dict[str, Any]], batch_rows: int, overlay: JudgeOverlay | None = None):
+def _stream_rows(files: list[Path | StoredFile], wanted: dict[str, dict[str, Any]], batch_rows: int, overlay: JudgeOverlay | None = None):
     """The wanted rows; candidates' judgements from the judge overlay (hq/ rows already have them)."""
     for path in files:
         entries = overlay.entries(path) if overlay else {}
-        for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
-            ids = batch.column("sample_id").to_pylist()
-            keep = [i for i, sid in enumerate(ids) if sid in wanted]
-            if keep:
-                yield from (apply_to_row(row, entries) for row in batch.take(pa.array(keep)).to_pylist())
+        with path.open("rb") as handle:
+            for batch in pq.ParquetFile(handle, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
+                ids = batch.column("sample_id").to_pylist()
+                keep = [i for i, sid in enumerate(ids) if sid in wanted]
+                if keep:
+                    yield from (apply_to_row(row, entries) for row in batch.take(pa.array(keep)).to_pylist())
 
 
 def export_run(
-    run_dir: Path,
-    to_dir: Path,
+    run_dir: RunDir | Path | str,
+    to_dir: Path | str,
     fmt: str = "parquet",
     keep_ratio: float | None = None,
     min_o: float | None = None,
@@ -146,7 +148,7 @@ def export_run(
     include_unknown_license: bool = False,
 ) -> dict[str, Any]:
     """Write the export; returns its manifest (counts per task, what each filter dropped, files)."""
-    run, to_dir = RunDir(Path(run_dir)), Path(to_dir)
+    run, to = RunDir(run_dir), RunStore(to_dir)
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "preference":
@@ -154,7 +156,7 @@ def export_run(
         for flag, value in (("--keep-ratio", keep_ratio), ("--min-o", min_o), ("--per-task", per_task)):
             if value is not None:
                 raise ExportError(f"{flag} does not apply to --format preference")
-        return preference.export_pairs(run, to_dir, exclude_benchmark, include_unknown_license)
+        return preference.export_pairs(run, to, exclude_benchmark, include_unknown_license)
     if keep_ratio is not None and not 0 < keep_ratio <= 1:
         raise ExportError(f"--keep-ratio must be in (0, 1], got {keep_ratio}")
     if per_task is not None and per_task < 1:
@@ -172,21 +174,22 @@ def export_run(
         for i, value in enumerate(folder_hashes(Path(exclude_benchmark))):
             benchmark.add(str(i), value)
 
-    records = pq.read_table(selection_file(run)).to_pylist()
+    with selection_file(run).open("rb") as handle:
+        records = pq.read_table(handle).to_pylist()
     chosen, dropped = choose(records, keep_ratio, min_o, per_task, benchmark, include_unknown_license)
     wanted = {rec["sample_id"]: rec for rec in chosen}
     if not wanted:
         raise ExportError(f"nothing to export: the selection holds no row that passes the filters (dropped: {dropped or 'none'})")
 
     # the run's own selection lives in hq/; a re-ranked share may reach beyond it
-    sources = sorted(hq_dir(run).glob("shard-*.parquet")) if keep_ratio is None else candidate_files(run)
+    sources = hq_files(run, done) if keep_ratio is None else candidate_files(run)
     batch_rows = int(settings["read_batch_rows"])
     shard_rows = int(settings["hq_shard_rows"])
     count = max(1, math.ceil(len(wanted) / shard_rows))
     names = _shard_names(fmt, count)
     encode = _parquet_shard if fmt == "parquet" else _webdataset_shard
 
-    prepare_folder(to_dir)
+    export_files.prepare_folder(to)
     summary = dataset_card.new_summary()
     files: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -195,7 +198,7 @@ def export_run(
     def flush() -> None:
         data = encode(pending)
         name = names[len(files)]
-        files.append(export_files.write_file(to_dir, name, data, rows=len(pending)))
+        files.append(export_files.write_file(to, name, data, rows=len(pending)))
         pending.clear()
 
     overlay = load_overlay(run) if keep_ratio is not None else None
@@ -223,10 +226,11 @@ def export_run(
         "export.exclude_benchmark": f"{Path(exclude_benchmark).name} (pHash distance <= {settings['benchmark_distance']})" if benchmark else "none",
         "export.unknown_licenses": "included" if include_unknown_license else "left out",
     }
+    run_name = export_files.run_name(run)
     card_info = {
         **dataset_card.finish_summary(summary),
-        "name": f"{run.root.name} image-editing triplets",
-        "run": run.root.name,
+        "name": f"{run_name} image-editing triplets",
+        "run": run_name,
         "config_hash": export_files.run_config_hash(run),
         "format": fmt,
         "data_files": "data/*.parquet" if fmt == "parquet" else "data/*.tar",
@@ -242,4 +246,4 @@ def export_run(
         "thresholds": thresholds,
         "selection": {"settings_hash": done.get("settings_hash"), "done_sha256": export_files.sha256(done_file(run).read_bytes())},
     }
-    return export_files.finish(to_dir, card_info, files, manifest)
+    return export_files.finish(to, card_info, files, manifest)

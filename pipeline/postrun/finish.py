@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pipeline.core.run_dir import RunDir
 from pipeline.engine.runner import RunResult, run_shards, write_stats
 
 
@@ -17,15 +18,16 @@ def finish_run(result: RunResult, cfg: dict[str, Any]) -> RunResult:
 
     start = time.perf_counter()
     stats = dict(result.stats)
-    stats["selection"] = select_run(result.run_dir, cfg)
-    manifest = merge_into_manifest(result.run_dir, cfg)
+    run = result.run or RunDir(result.run_dir, cfg.get("io"))
+    stats["selection"] = select_run(run, cfg)
+    manifest = merge_into_manifest(run, cfg)
     if cfg["run"]["report"]:
         from pipeline.postrun.report import write_report
 
-        stats["report"] = str(write_report(result.run_dir))
+        stats["report"] = str(write_report(run))
     stats["seconds"] = round(stats["seconds"] + time.perf_counter() - start, 2)
-    write_stats(result.run_dir, stats)
-    return RunResult(result.run_dir, manifest, stats)
+    write_stats(run, stats)
+    return RunResult(result.run_dir, manifest, stats, run)
 
 
 def run_pipeline(cfg: dict[str, Any], log=print, task_stages: list | None = None, check: bool = False) -> RunResult:

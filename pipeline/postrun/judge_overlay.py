@@ -31,7 +31,9 @@ import pyarrow.parquet as pq
 
 from pipeline.core import schema
 from pipeline.core.integrity import file_problem
-from pipeline.core.run_dir import RunDir
+from pipeline.core.run_dir import RunDir, StoredFile
+
+File = Path | StoredFile  # as the run's store gives it out: a Path on a local run
 
 OVERLAY_DIR = "overlays/judge"
 OVERLAY_COLUMNS = ("sample_id", "judge", "viescore")
@@ -44,27 +46,27 @@ class OverlayIncomplete(RuntimeError):
     """The active overlay no longer covers every committed candidate shard."""
 
 
-def overlays_root(run: RunDir) -> Path:
-    return run.root / OVERLAY_DIR
+def overlays_root(run: RunDir) -> File:
+    return run.store.file(OVERLAY_DIR)
 
 
-def active_file(run: RunDir) -> Path:
+def active_file(run: RunDir) -> File:
     return overlays_root(run) / "active.json"
 
 
-def overlay_dir(run: RunDir, identity: str) -> Path:
+def overlay_dir(run: RunDir, identity: str) -> File:
     return overlays_root(run) / identity
 
 
-def info_file(run: RunDir, identity: str) -> Path:
+def info_file(run: RunDir, identity: str) -> File:
     return overlay_dir(run, identity) / "overlay.json"
 
 
-def shard_file(run: RunDir, identity: str, candidate: Path) -> Path:
+def shard_file(run: RunDir, identity: str, candidate: Path) -> File:
     return overlay_dir(run, identity) / candidate.name
 
 
-def record_file(run: RunDir, identity: str, candidate: Path) -> Path:
+def record_file(run: RunDir, identity: str, candidate: Path) -> File:
     return overlay_dir(run, identity) / f"{candidate.stem}.json"
 
 
@@ -98,12 +100,13 @@ class JudgeOverlay:
                 f"{self.run.root}` with the same judge to judge them (or delete {OVERLAY_DIR} to drop the overlay)"
             )
 
-    def entries(self, candidate: Path) -> Entries:
+    def entries(self, candidate: File) -> Entries:
         """The overlay of one candidate shard (empty when that shard has none that counts)."""
-        record = self.valid.get(f"{candidate.parent.name}/{candidate.name}")  # candidates/shard-NNNNN.parquet
+        record = self.valid.get(self.run.store.rel_of(candidate))  # candidates/shard-NNNNN[.attempt].parquet
         if record is None:
             return {}
-        table = pq.read_table(self.run.root / record["file"]["path"], columns=list(OVERLAY_COLUMNS))
+        with self.run.store.open(record["file"]["path"]) as handle:
+            table = pq.read_table(handle, columns=list(OVERLAY_COLUMNS))
         return {sid: (judge, vs) for sid, judge, vs in zip(*(table.column(c).to_pylist() for c in OVERLAY_COLUMNS))}
 
     def fingerprint(self) -> dict[str, Any]:
@@ -111,7 +114,7 @@ class JudgeOverlay:
         return {"identity": self.info.get("identity"), "files": sorted(r["file"]["sha256"] for r in self.valid.values())}
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: File) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -124,7 +127,7 @@ def counts(run: RunDir, record: dict[str, Any] | None, identity: str, candidate_
         record is not None
         and record.get("identity") == identity
         and (record.get("source") or {}).get("sha256") == candidate_sha
-        and file_problem(run.root, record["file"], full=False) is None
+        and file_problem(run, record["file"], full=False) is None
     )
 
 
@@ -151,8 +154,8 @@ def load_overlay(run: RunDir) -> JudgeOverlay | None:
 def unfinished_overlays(run: RunDir) -> list[JudgeOverlay]:
     """Overlays a rejudge started and has not finished (not the active one)."""
     active = (read_json(active_file(run)) or {}).get("identity")
-    root = overlays_root(run)
-    found = [read_overlay(run, d.name) for d in sorted(root.iterdir()) if d.is_dir() and d.name != active] if root.is_dir() else []
+    identities = sorted({rel.split("/")[2] for rel in run.store.walk(OVERLAY_DIR) if rel.count("/") >= 3})  # overlays/judge/<identity>/...
+    found = [read_overlay(run, identity) for identity in identities if identity != active]
     return [o for o in found if o is not None]
 
 

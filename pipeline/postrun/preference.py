@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.core import schema
-from pipeline.core.run_dir import RunDir
+from pipeline.core.run_dir import RunDir, RunStore
 from pipeline.postrun import dataset_card, export_files
 from pipeline.postrun.dedup import HashIndex, folder_hashes, phash
 from pipeline.postrun.export_files import ExportError, license_known
@@ -171,7 +171,7 @@ def _benchmark(folder: Path | None, distance: int) -> HashIndex | None:
     return index
 
 
-def export_pairs(run: RunDir, to_dir: Path, exclude_benchmark: Path | None = None, include_unknown_license: bool = False) -> dict[str, Any]:
+def export_pairs(run: RunDir, to: RunStore, exclude_benchmark: Path | None = None, include_unknown_license: bool = False) -> dict[str, Any]:
     """Write the preference export; returns its manifest (pairs per task and origin, what each
     filter dropped, files)."""
     files = candidate_files(run)
@@ -193,7 +193,7 @@ def export_pairs(run: RunDir, to_dir: Path, exclude_benchmark: Path | None = Non
             f"source and instruction of a kept row; kept: {kept_by}; dropped: {dropped or 'none'})"
         )
 
-    export_files.prepare_folder(to_dir)
+    export_files.prepare_folder(to)
     names = export_files.parquet_shard_names(max(1, math.ceil(len(pairs) / shard_rows)))
     summary = dataset_card.new_summary()
     written: list[dict[str, Any]] = []
@@ -204,7 +204,7 @@ def export_pairs(run: RunDir, to_dir: Path, exclude_benchmark: Path | None = Non
         for pair in part:
             out.append(pair_row(pair, rows[pair.chosen], rows[pair.rejected]))
             dataset_card.summarise_rows([rows[pair.chosen]], summary)  # one count per pair, under its chosen row
-        written.append(export_files.write_file(to_dir, name, _parquet(out), rows=len(out)))
+        written.append(export_files.write_file(to, name, _parquet(out), rows=len(out)))
 
     origins = {origin: n for origin in ORIGINS if (n := sum(p.origin == origin for p in pairs))}
     thresholds = {
@@ -215,8 +215,8 @@ def export_pairs(run: RunDir, to_dir: Path, exclude_benchmark: Path | None = Non
     }
     card_info = {
         **dataset_card.finish_summary(summary),
-        "name": f"{run.root.name} image-editing preference pairs",
-        "run": run.root.name,
+        "name": f"{export_files.run_name(run)} image-editing preference pairs",
+        "run": export_files.run_name(run),
         "config_hash": export_files.run_config_hash(run),
         "format": "parquet",
         "data_files": "data/*.parquet",
@@ -237,7 +237,7 @@ def export_pairs(run: RunDir, to_dir: Path, exclude_benchmark: Path | None = Non
         "thresholds": thresholds,
         "selection": {"settings_hash": done.get("settings_hash"), "done_sha256": export_files.sha256(done_file(run).read_bytes())} if done else None,
     }
-    return export_files.finish(to_dir, card_info, written, manifest)
+    return export_files.finish(to, card_info, written, manifest)
 
 
 def _origin_section(origins: dict[str, int]) -> list[str]:

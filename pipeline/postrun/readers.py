@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from pipeline.core.run_dir import RunDir
 
 ROW_CHOICES = ("ok", "hq")
 
@@ -16,6 +19,18 @@ def is_run_folder(folder: Path) -> bool:
     return (folder / "manifest.json").exists() and (folder / "candidates").is_dir()
 
 
+def _run_shards(folder: Path, rows: str) -> list[Path]:
+    """A run's committed candidate shards, or the hq/ shards its finished selection names (a
+    folder the engine did not write, without a plan, is read as it is: `RunDir.committed_files`)."""
+    run = RunDir(folder)
+    if rows == "ok":
+        return [run.store.file(rel) for rel in run.committed_files("candidates")]
+    if not run.store.exists("selection/done.json"):
+        return [] if run.has_plan() else [run.store.file(rel) for rel in run.store.list("hq", "shard-*.parquet")]
+    done = json.loads(run.store.read_text("selection/done.json"))
+    return [run.store.file(f["path"]) for f in done.get("files", []) if f["path"].startswith("hq/")]
+
+
 def triplet_shards(folder: Path, rows: str) -> tuple[list[Path], str]:
     """The Parquet files to read and what they are. A run folder gives its candidates (`ok`) or
     its hq/ subset (`hq`); an exported dataset (data/*.parquet) or a bare folder of shards is read
@@ -25,7 +40,7 @@ def triplet_shards(folder: Path, rows: str) -> tuple[list[Path], str]:
     if not folder.is_dir():
         raise RowsNotFound(f"{folder} is not a folder")
     if is_run_folder(folder):
-        files = sorted((folder / ("candidates" if rows == "ok" else "hq")).glob("shard-*.parquet"))
+        files = _run_shards(folder, rows)
         if not files:
             hint = " (run `python -m pipeline select` first)" if rows == "hq" else ""
             raise RowsNotFound(f"run {folder} has no {'hq' if rows == 'hq' else 'candidate'} shards{hint}")

@@ -90,25 +90,26 @@ def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeSta
     entries) and commit its overlay; returns the judge states it wrote."""
     states: Counter = Counter()
     ids, judges, viescores = [], [], []
-    kept = base.entries(run.root / candidate) if base is not None else {}
-    source = pq.ParquetFile(run.root / candidate, buffer_size=1 << 20)
-    for batch in source.iter_batches(batch_size=max(1, stage.resources.batch_size), columns=READ_COLUMNS):
-        rows = batch.to_pylist()
-        for row in rows:
-            if tasks is not None and row["task"] not in tasks and row["sample_id"] in kept:
+    kept = base.entries(run.store.file(candidate)) if base is not None else {}
+    with run.store.open(candidate) as handle:
+        source = pq.ParquetFile(handle, buffer_size=1 << 20)
+        for batch in source.iter_batches(batch_size=max(1, stage.resources.batch_size), columns=READ_COLUMNS):
+            rows = batch.to_pylist()
+            for row in rows:
+                if tasks is not None and row["task"] not in tasks and row["sample_id"] in kept:
+                    ids.append(row["sample_id"])
+                    judges.append(kept[row["sample_id"]][0])
+                    viescores.append(kept[row["sample_id"]][1])
+            for row in run_stage(stage, [row for row in rows if tasks is None or row["task"] in tasks]):
+                if row["status"] in schema.CANDIDATE_STATUSES:
+                    judge, viescore = schema.loads(row["judge"]), schema.loads(row["scores"]).get("viescore")
+                else:  # the stage crashed on the row: the judge has no score for it; its status stays the run's
+                    judge, viescore = unscored(row.get("reason") or "the judge failed on this row", stage.judge.settings()), None
+                judge["overlay"] = f"{OVERLAY_DIR}/{identity}"  # where this judgement lives, beside the shard
+                states[judge.get("state") or "none"] += 1
                 ids.append(row["sample_id"])
-                judges.append(kept[row["sample_id"]][0])
-                viescores.append(kept[row["sample_id"]][1])
-        for row in run_stage(stage, [row for row in rows if tasks is None or row["task"] in tasks]):
-            if row["status"] in schema.CANDIDATE_STATUSES:
-                judge, viescore = schema.loads(row["judge"]), schema.loads(row["scores"]).get("viescore")
-            else:  # the stage crashed on the row: the judge has no score for it; its status stays the run's
-                judge, viescore = unscored(row.get("reason") or "the judge failed on this row", stage.judge.settings()), None
-            judge["overlay"] = f"{OVERLAY_DIR}/{identity}"  # where this judgement lives, beside the shard
-            states[judge.get("state") or "none"] += 1
-            ids.append(row["sample_id"])
-            judges.append(schema.dumps(judge))
-            viescores.append(schema.dumps(viescore) if viescore else None)
+                judges.append(schema.dumps(judge))
+                viescores.append(schema.dumps(viescore) if viescore else None)
     sink = pa.BufferOutputStream()
     pq.write_table(pa.table([ids, judges, viescores], schema=OVERLAY_SCHEMA), sink, compression="zstd")
     data = sink.getvalue().to_pybytes()
@@ -117,7 +118,7 @@ def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeSta
     record = {
         "identity": identity,
         "source": {"path": candidate, "sha256": candidate_sha},
-        "file": {"path": str(out.relative_to(run.root)), "rows": len(ids), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        "file": {"path": run.store.rel_of(out), "rows": len(ids), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()},
         "states": dict(states),
         "committed_at": time.time(),
     }
@@ -129,7 +130,7 @@ def rejudge_run(run_dir: Path, cfg: dict[str, Any], tasks: list[str] | None = No
                 select: bool = True) -> dict[str, Any]:
     """Re-judge every committed candidate shard that the overlay does not cover yet, then (with
     `select`) select again and rewrite the report where the run writes one."""
-    run = RunDir(Path(run_dir))
+    run = RunDir(run_dir)
     if run.read_plan() is None:
         raise RejudgeError(f"{run.root} is not a run folder (no plan/plan.json)")
     stage = make_judge_stage(cfg)
@@ -160,9 +161,9 @@ def rejudge_run(run_dir: Path, cfg: dict[str, Any], tasks: list[str] | None = No
     if select:
         from pipeline.postrun.selection import select_run
 
-        summary["selection"] = select_run(run.root, cfg)
+        summary["selection"] = select_run(run, cfg)
         if cfg["run"].get("report"):
             from pipeline.postrun.report import write_report
 
-            summary["report"] = str(write_report(run.root))
+            summary["report"] = str(write_report(run))
     return summary

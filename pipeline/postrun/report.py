@@ -1,6 +1,8 @@
 """A static HTML report of a run folder: summary, funnel and score charts, one paginated page of
 cards per task, an errors table. Relative links only, so the folder can be copied and opened
-from disk; a sample of rows per task keeps large runs small."""
+from disk; a sample of rows per task keeps large runs small. It reads the run's committed shards
+only; a run on a store gets its report under RUN/report on the store (drawn in a local temporary
+folder, then uploaded)."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ import hashlib
 import io
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 from PIL import Image
 
-from pipeline.core.run_dir import RunDir
+from pipeline.core.run_dir import RunDir, StoredFile
 from pipeline.postrun.contact_sheet import mask_overlay
 from pipeline.postrun.diversity import HEADER as DIVERSITY_HEADER
 from pipeline.postrun.diversity import table_rows as diversity_rows
@@ -39,11 +42,12 @@ def _order(sample_id: str) -> str:
     return hashlib.sha256(sample_id.encode()).hexdigest()
 
 
-def _files(run_dir: Path, folder: str) -> list[Path]:
-    return sorted((run_dir / folder).glob("*.parquet"))
+def _read(run: RunDir, rel: str, columns: list[str] | None = None):
+    with run.store.open(rel) as handle:
+        return pq.read_table(handle, columns=columns)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path | StoredFile) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -54,12 +58,12 @@ def _slug(task: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", task) or "task"
 
 
-def _sample_ids(run_dir: Path, per_task: int) -> dict[str, list[str]]:
+def _sample_ids(run: RunDir, per_task: int) -> dict[str, list[str]]:
     """Per task, at most `per_task` ids for each status, lowest hash first; reads light columns only."""
     seen: dict[tuple[str, str], list[str]] = {}
     for folder in ("candidates", "errors"):
-        for path in _files(run_dir, folder):
-            t = pq.read_table(path, columns=["sample_id", "task", "status"])
+        for rel in run.committed_files(folder):
+            t = _read(run, rel, ["sample_id", "task", "status"])
             for sid, task, status in zip(*(t.column(c).to_pylist() for c in ("sample_id", "task", "status"))):
                 bucket = seen.setdefault((task, status), [])
                 bucket.append(sid)
@@ -72,17 +76,18 @@ def _sample_ids(run_dir: Path, per_task: int) -> dict[str, list[str]]:
     return chosen
 
 
-def load_rows(run_dir: Path, wanted: set[str]) -> list[dict[str, Any]]:
+def load_rows(run_dir: RunDir | Path | str, wanted: set[str]) -> list[dict[str, Any]]:
     """The wanted rows, candidates with the judge overlay's judgements where `rejudge` made one."""
-    overlay = load_overlay(RunDir(run_dir))
+    run = RunDir(run_dir)
+    overlay = load_overlay(run)
     rows = []
     for folder in ("candidates", "errors"):
-        for path in _files(run_dir, folder):
-            ids = pq.read_table(path, columns=["sample_id"]).column("sample_id").to_pylist()
+        for rel in run.committed_files(folder):
+            ids = _read(run, rel, ["sample_id"]).column("sample_id").to_pylist()
             if wanted.isdisjoint(ids):
                 continue
-            part = [r for r in pq.read_table(path).to_pylist() if r["sample_id"] in wanted]
-            rows += apply_to_rows(part, overlay.entries(path)) if overlay and folder == "candidates" else part
+            part = [r for r in _read(run, rel).to_pylist() if r["sample_id"] in wanted]
+            rows += apply_to_rows(part, overlay.entries(run.store.file(rel))) if overlay and folder == "candidates" else part
     return rows
 
 
@@ -107,11 +112,12 @@ def _write_thumbs(row: dict[str, Any], thumb_dir: Path) -> dict[str, str]:
     return links
 
 
-def read_selection(run_dir: Path) -> dict[str, dict[str, Any]]:
-    path = run_dir / "selection" / "selection.parquet"
-    if not path.exists():
+def read_selection(run_dir: RunDir | Path | str) -> dict[str, dict[str, Any]]:
+    run = RunDir(run_dir)
+    rel = "selection/selection.parquet"
+    if not run.store.exists(rel):
         return {}
-    return {r["sample_id"]: r for r in pq.read_table(path).to_pylist()}
+    return {r["sample_id"]: r for r in _read(run, rel).to_pylist()}
 
 
 def _score(row: dict[str, Any], chosen: dict[str, Any] | None) -> float | None:
@@ -131,7 +137,7 @@ def row_card(row: dict[str, Any], thumb_dir: Path, selection: dict[str, dict[str
     return card(row, _write_thumbs(row, thumb_dir), _score(row, picked), bool(picked and picked.get("selected")))
 
 
-def _all_scores(run_dir: Path, selection: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
+def _all_scores(run: RunDir, selection: dict[str, dict[str, Any]]) -> dict[str, list[float]]:
     """Every candidate's ranking score per task: from the selection when it ran, else gate_score."""
     out: dict[str, list[float]] = {}
     if selection:
@@ -139,8 +145,8 @@ def _all_scores(run_dir: Path, selection: dict[str, dict[str, Any]]) -> dict[str
             if r.get("score") is not None:
                 out.setdefault(r["task"], []).append(float(r["score"]))
         return out
-    for path in _files(run_dir, "candidates"):
-        t = pq.read_table(path, columns=["task", "scores"])
+    for rel in run.committed_files("candidates"):
+        t = _read(run, rel, ["task", "scores"])
         for task, scores in zip(t.column("task").to_pylist(), t.column("scores").to_pylist()):
             value = json.loads(scores or "{}").get("gate_score")
             if value is not None:
@@ -185,10 +191,10 @@ def _task_pages(out: Path, task: str, cards: list[str], page_size: int, nav: str
     return len(pages)
 
 
-def _errors_page(run_dir: Path, out: Path, nav: str) -> int:
+def _errors_page(run: RunDir, out: Path, nav: str) -> int:
     rows, counts, total = [], {}, 0
-    for path in _files(run_dir, "errors"):
-        for r in pq.read_table(path, columns=LIGHT_COLUMNS).to_pylist():
+    for rel in run.committed_files("errors"):
+        for r in _read(run, rel, LIGHT_COLUMNS).to_pylist():
             total += 1
             key = (r["task"], r["status"], (r["reason"] or "").split(":")[0])
             counts[key] = counts.get(key, 0) + 1
@@ -203,9 +209,9 @@ def _errors_page(run_dir: Path, out: Path, nav: str) -> int:
     return total
 
 
-def _index(run_dir: Path, out: Path, nav: str, tasks: list[str], rows: list[dict[str, Any]], scores: dict, pages: dict) -> None:
-    manifest = _read_json(run_dir / "manifest.json")
-    stats = _read_json(run_dir / "stats" / "run.json")
+def _index(run: RunDir, out: Path, nav: str, tasks: list[str], rows: list[dict[str, Any]], scores: dict, pages: dict) -> None:
+    manifest = _read_json(run.manifest_file)
+    stats = _read_json(run.store.file("stats/run.json"))
     statuses = ("ok", "rejected", "error", "skipped")
     task_counts = manifest.get("tasks", {})
     count_rows = [
@@ -214,7 +220,7 @@ def _index(run_dir: Path, out: Path, nav: str, tasks: list[str], rows: list[dict
         for t in tasks
     ]
     parts = [
-        f"<p>run: {esc(run_dir)} · profile {esc(manifest.get('profile'))} · inputs {esc(manifest.get('inputs'))}"
+        f"<p>run: {esc(run.root)} · profile {esc(manifest.get('profile'))} · inputs {esc(manifest.get('inputs'))}"
         f" · complete {esc(manifest.get('complete'))} · rows {esc(manifest.get('rows'))}</p>",
         "<h2>Counts per task</h2>",
         table(["task", *statuses, "stage s", "cpu s", "pages"], count_rows),
@@ -234,21 +240,33 @@ def _index(run_dir: Path, out: Path, nav: str, tasks: list[str], rows: list[dict
     parts.append(table(["stage", "model / backend"], _models_seen(rows)))
     timings = [[k, v] for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     parts.append("<h2>Timings</h2>" + table(["measure", "value"], timings))
-    config_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else "(no config.yaml)"
+    config_text = run.store.read_text("config.yaml") if run.store.exists("config.yaml") else "(no config.yaml)"
     parts.append(f"<h2>Config</h2><pre>{esc(config_text)}</pre>")
-    (out / "index.html").write_text(page(f"Run report: {run_dir.name}", nav, "".join(parts)))
+    name = str(run.root).rstrip("/").rsplit("/", 1)[-1]
+    (out / "index.html").write_text(page(f"Run report: {name}", nav, "".join(parts)))
 
 
-def write_report(run_dir: Path, out: Path | None = None, per_task: int = 60, page_size: int = 30) -> Path:
-    """Write the report and return its index.html."""
-    run_dir = Path(run_dir)
-    out = Path(out) if out is not None else run_dir / "report"
+def write_report(run_dir: RunDir | Path | str, out: Path | None = None, per_task: int = 60, page_size: int = 30) -> Path | StoredFile:
+    """Write the report and return its index.html: in `out`, or else in RUN/report (a run on a
+    store: drawn here, then uploaded there)."""
+    run = RunDir(run_dir)
+    if out is None and run.store.remote:
+        with tempfile.TemporaryDirectory(prefix="report-") as tmp:
+            _write_report(run, Path(tmp), per_task, page_size)
+            run.store.remove_folder("report")
+            for path in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
+                run.store.write(f"report/{path.relative_to(tmp)}", path.read_bytes())
+        return run.store.file("report/index.html")
+    return _write_report(run, Path(out) if out is not None else run.root / "report", per_task, page_size)
+
+
+def _write_report(run: RunDir, out: Path, per_task: int, page_size: int) -> Path:
     thumb_dir = out / "thumbs"
     thumb_dir.mkdir(parents=True, exist_ok=True)
-    selection = read_selection(run_dir)
-    chosen = _sample_ids(run_dir, per_task)
-    rows = load_rows(run_dir, {sid for ids in chosen.values() for sid in ids})
-    tasks = sorted(set(chosen) | set(_read_json(run_dir / "manifest.json").get("tasks", {})))
+    selection = read_selection(run)
+    chosen = _sample_ids(run, per_task)
+    rows = load_rows(run, {sid for ids in chosen.values() for sid in ids})
+    tasks = sorted(set(chosen) | set(_read_json(run.manifest_file).get("tasks", {})))
     nav = _nav(tasks)
     by_task: dict[str, list[dict[str, Any]]] = {}
     for row in sorted(rows, key=lambda r: _order(r["sample_id"])):
@@ -258,6 +276,6 @@ def write_report(run_dir: Path, out: Path | None = None, per_task: int = 60, pag
         cards = [row_card(row, thumb_dir, selection) for row in by_task.get(task, [])]
         note = f"a sample of at most {per_task} rows per status, ordered by a hash of sample_id"
         pages[task] = _task_pages(out, task, cards, page_size, nav, note)
-    _errors_page(run_dir, out, nav)
-    _index(run_dir, out, nav, tasks, rows, _all_scores(run_dir, selection), pages)
+    _errors_page(run, out, nav)
+    _index(run, out, nav, tasks, rows, _all_scores(run, selection), pages)
     return out / "index.html"

@@ -7,10 +7,9 @@ are read, and only a complete one is selected on."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,10 @@ import yaml
 
 from pipeline.core import config as config_mod
 from pipeline.core import schema
-from pipeline.core.run_dir import RunDir, atomic_write, shard_name
+from pipeline.core.run_dir import RunDir, StoredFile, atomic_write, shard_name
+from pipeline.core.run_store import file_digest, open_whole
+
+File = Path | StoredFile  # a file as the run's store gives it out
 from pipeline.postrun.dedup import source_hashes
 from pipeline.postrun.judge_overlay import (
     JudgeOverlay,
@@ -63,20 +65,25 @@ class SelectionError(RuntimeError):
     pass
 
 
-def selection_dir(run: RunDir) -> Path:
-    return run.root / "selection"
+def selection_dir(run: RunDir) -> File:
+    return run.store.file("selection")
 
 
-def selection_file(run: RunDir) -> Path:
-    return selection_dir(run) / "selection.parquet"
+def selection_file(run: RunDir) -> File:
+    return run.store.file("selection/selection.parquet")
 
 
-def done_file(run: RunDir) -> Path:
-    return selection_dir(run) / "done.json"
+def done_file(run: RunDir) -> File:
+    return run.store.file("selection/done.json")
 
 
-def hq_dir(run: RunDir) -> Path:
-    return run.root / "hq"
+def hq_dir(run: RunDir) -> File:
+    return run.store.file("hq")
+
+
+def hq_files(run: RunDir, done: dict[str, Any]) -> list[File]:
+    """The hq/ shards a finished selection wrote, as its completion record names them."""
+    return [run.store.file(f["path"]) for f in done.get("files", []) if f["path"].startswith("hq/")]
 
 
 def default_settings() -> dict[str, Any]:
@@ -99,33 +106,31 @@ def settings_hash(settings: dict[str, Any]) -> str:
 # --- reading ---------------------------------------------------------------------------------
 
 
-def candidate_files(run: RunDir) -> list[Path]:
-    return sorted(run.candidates.glob("shard-*.parquet"))
+def candidate_files(run: RunDir) -> list[File]:
+    """The committed candidate shards (`RunDir.committed_files`)."""
+    return [run.store.file(rel) for rel in run.committed_files("candidates")]
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _file_sha256(path: File) -> str:
+    return file_digest(path)[0]
 
 
-def input_fingerprint(run: RunDir, files: list[Path]) -> list[dict[str, str]]:
+def input_fingerprint(run: RunDir, files: list[File]) -> list[dict[str, str]]:
     """The candidate shards selection read, with their checksums (from the shard completion
     records where present, which saves reading them)."""
     known = {f["path"]: f["sha256"] for rec in run.commit_records() for f in rec.get("files", [])}
     out = []
     for path in files:
-        rel = str(path.relative_to(run.root))
+        rel = run.store.rel_of(path)
         out.append({"path": rel, "sha256": known.get(rel) or _file_sha256(path)})
     return out
 
 
-def read_score_rows(files: list[Path], overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
+def read_score_rows(files: list[File], overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
     rows = []
     for path in files:
-        part = pq.read_table(path, columns=SCORE_COLUMNS).to_pylist()
+        with path.open("rb") as handle:
+            part = pq.read_table(handle, columns=SCORE_COLUMNS).to_pylist()
         rows += apply_to_rows(part, overlay.entries(path)) if overlay else part
     return rows
 
@@ -139,7 +144,7 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _write(path: Path, table: pa.Table, root: Path) -> dict[str, Any]:
+def _write(path: File, table: pa.Table, root: Path | str) -> dict[str, Any]:
     data = _parquet_bytes(table)
     atomic_write(path, data)
     return {"path": str(path.relative_to(root)), "rows": table.num_rows, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
@@ -149,19 +154,20 @@ class _HqShards:
     """Numbered hq/ shards of `shard_rows` rows, written a batch at a time (a row group each), so
     memory holds one batch of full rows, never a shard's worth of pictures."""
 
-    def __init__(self, out_dir: Path, root: Path, shard_rows: int):
+    def __init__(self, out_dir: File, root: Path | str, shard_rows: int):
         self.out_dir, self.root, self.shard_rows = out_dir, root, shard_rows
         self.written: list[dict[str, Any]] = []
         self.writer: pq.ParquetWriter | None = None
+        self.open_file = contextlib.ExitStack()
         self.rows = 0
 
     def add(self, table: pa.Table) -> None:
         while table.num_rows:
             if self.writer is None:
                 self.path = self.out_dir / f"{shard_name(len(self.written))}.parquet"
-                self.tmp = self.path.with_name(self.path.name + ".tmp")
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                self.writer = pq.ParquetWriter(self.tmp, schema.ROW_SCHEMA, compression="zstd")
+                # readers see a whole shard or none: renamed when done, or one upload on a store
+                handle = self.open_file.enter_context(open_whole(self.path))
+                self.writer = pq.ParquetWriter(handle, schema.ROW_SCHEMA, compression="zstd")
             part = table.slice(0, self.shard_rows - self.rows)
             self.writer.write_table(part)
             self.rows += part.num_rows
@@ -173,10 +179,9 @@ class _HqShards:
         if self.writer is None:
             return
         self.writer.close()
-        os.replace(self.tmp, self.path)  # readers see a whole shard or none
-        self.written.append(
-            {"path": str(self.path.relative_to(self.root)), "rows": self.rows, "sha256": _file_sha256(self.path), "bytes": self.path.stat().st_size}
-        )
+        self.open_file.close()
+        sha256, size = file_digest(self.path)
+        self.written.append({"path": str(self.path.relative_to(self.root)), "rows": self.rows, "sha256": sha256, "bytes": size})
         self.writer, self.rows = None, 0
 
 
@@ -195,23 +200,24 @@ def _as_selected(batch: pa.RecordBatch, keep: list[int]) -> pa.Table:
     return schema.to_output_table(rows)
 
 
-def copy_selected(files: list[Path], wanted: set[str], out_dir: Path, root: Path, shard_rows: int, batch_rows: int,
+def copy_selected(files: list[File], wanted: set[str], out_dir: File, root: Path | str, shard_rows: int, batch_rows: int,
                   overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
     """Full rows of the wanted sample ids, streamed from the candidate shards into numbered
     shards, with `selected` set and the overlay's judgements."""
     sink = _HqShards(out_dir, root, shard_rows)
     for path in files:
         entries = overlay.entries(path) if overlay else {}
-        for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
-            ids = batch.column("sample_id").to_pylist()
-            keep = [i for i, sid in enumerate(ids) if sid in wanted]
-            if keep:
-                sink.add(apply_to_table(_as_selected(batch, keep), entries))
+        with path.open("rb") as handle:
+            for batch in pq.ParquetFile(handle, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
+                ids = batch.column("sample_id").to_pylist()
+                keep = [i for i, sid in enumerate(ids) if sid in wanted]
+                if keep:
+                    sink.add(apply_to_table(_as_selected(batch, keep), entries))
     sink.close()
     return sink.written
 
 
-def hash_sources(files: list[Path], batch_rows: int) -> dict[str, dict[str, str]]:
+def hash_sources(files: list[File], batch_rows: int) -> dict[str, dict[str, str]]:
     """`dedup.source_hashes` over the candidate shards: one Ray task per shard where the run's
     Ray is up (decoding every source picture is the selection's one heavy step), else here."""
     ray = sys.modules.get("ray")  # never start Ray for this: `select` on its own runs in-process
@@ -226,7 +232,7 @@ def hash_sources(files: list[Path], batch_rows: int) -> dict[str, dict[str, str]
 
 def _outputs_intact(run: RunDir, done: dict[str, Any]) -> bool:
     for item in done.get("files", []):
-        path = run.root / item["path"]
+        path = run.store.file(item["path"])
         if not path.exists() or _file_sha256(path) != item["sha256"]:
             return False
     return True
@@ -251,10 +257,10 @@ def _check_complete(run: RunDir) -> None:
         raise SelectionError(f"{len(pending)} shard(s) have not committed yet ({pending[:5]}); finish the run before selecting")
 
 
-def select_run(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+def select_run(run_dir: RunDir | Path | str, cfg: dict[str, Any]) -> dict[str, Any]:
     """Select the run's HQ subset. Returns the funnel and counts; `skipped` is true when a
     completed selection with the same settings over the same candidates was already there."""
-    run = RunDir(Path(run_dir))
+    run = RunDir(run_dir)
     settings = settings_of(cfg)
     _check_complete(run)
     overlay = load_overlay(run)
@@ -280,7 +286,7 @@ def select_run(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     records = decide(rows, hashes, settings)
     by_task = funnel(rows, records)
 
-    shutil.rmtree(hq_dir(run), ignore_errors=True)
+    run.store.remove_folder("hq")
     outputs = [_write(selection_file(run), pa.Table.from_pylist(records, schema=SELECTION_SCHEMA), run.root)]
     wanted = {r["sample_id"] for r in records if r["selected"]}
     outputs += copy_selected(files, wanted, hq_dir(run), run.root, int(settings["hq_shard_rows"]), int(settings["read_batch_rows"]), overlay)
