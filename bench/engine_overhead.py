@@ -92,7 +92,7 @@ def real_rows(cfg: dict) -> tuple[list[Row], dict]:
 
     result = run_pipeline(cfg, log=lambda m: None)
     run = RunDir(result.run_dir)
-    records = {r["uri"]: r for s in run.read_plan()["shards"] for r in run.read_shard_inputs(s["shard"])}
+    records = {r["uri"]: r for shard, _ in run.shards(run.read_plan()) for r in run.read_shard_inputs(shard)}
     rows = []
     for path in sorted(run.candidates.glob("*.parquet")):
         for i, row in enumerate(pq.read_table(path).to_pylist()):

@@ -99,7 +99,7 @@ def run_naive(cfg: dict, out: Path, part: tuple[int, int] = (0, 1)) -> dict:
     records = discover(cfg["input"])[part[0] :: part[1]]
     meta = {"config_hash": config_mod.identity_hash(cfg), "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
     plan = run.write_plan(records, shard_size_for(cfg["run"]["shard_size"], len(records)), meta)
-    units = {s["shard"]: s["inputs"] * len(cfg["run"]["tasks"]) for s in plan["shards"]}
+    units = {shard: inputs * len(cfg["run"]["tasks"]) for shard, inputs in run.shards(plan)}
     writer = ShardWriter(str(out), units)
     setup_s = time.perf_counter() - t_setup
 

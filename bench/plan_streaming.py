@@ -1,5 +1,6 @@
-"""Planning a run over many inputs: the streaming plan against today's way (the code at the
-branch point: `discover()` builds the list of every record, then one fsync'd file per shard).
+"""Planning a run over many inputs: the streaming plan against earlier versions, each taken from
+git: the list-everything way (`discover()` builds the list of every record, then one fsync'd file
+per shard) and the first streaming plan, whose plan.json listed every shard.
 
 Both plan the same synthetic folder of KEYS empty .jpg files (DIRS folders; planning never opens
 a file) with `pipeline.engine.runner._plan`, each in a fresh Python process, and report the
@@ -8,7 +9,7 @@ A manifest (CSV) of the same keys is planned by the streaming code too. Today's 
 from git (`git archive REV`) into a temporary folder.
 
     .venv/bin/python bench/plan_streaming.py [--keys 1000000] [--dirs 1000] [--work DIR]
-        [--baseline-rev REV (default: the merge base with main)] [--out docs/bench/plan_streaming.json]
+        [--before REV=WAY ...] [--out docs/bench/plan_streaming.json]
 """
 
 from __future__ import annotations
@@ -51,9 +52,16 @@ plan = runner._plan(RunDir(Path(out)), cfg, log=lambda m: None)
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 files = sum(1 for _ in Path(out, "plan").iterdir())
-print(json.dumps({"inputs": plan["inputs"], "shards": len(plan["shards"]), "plan_files": files, "seconds": round(seconds, 2),
-                  "peak_rss_mb": round(peak, 1), "rss_after_imports_mb": round(after_imports, 1)}))
+shards = plan["shard_count"] if "shard_count" in plan else len(plan["shards"])
+print(json.dumps({"inputs": plan["inputs"], "shards": shards, "plan_files": files, "plan_json_bytes": Path(out, "plan", "plan.json").stat().st_size,
+                  "seconds": round(seconds, 2), "peak_rss_mb": round(peak, 1), "rss_after_imports_mb": round(after_imports, 1)}))
 """
+
+
+# the list-everything plan, and the streaming plan whose plan.json listed every shard
+DEFAULT_BEFORE = ["fed640f805a15746fc852395cc3be1d1b292455f=list, then a file per shard",
+                  "20f4abe1cc4c2b96b1cec021cdd8ba0e2031c00a=streaming, plan.json lists every shard"]
+NOW = "streaming, plan.json holds the counts"
 
 
 def make_keys(root: Path, keys: int, dirs: int) -> Path:
@@ -104,27 +112,26 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--dirs", type=int, default=1000)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "plan-streaming-bench")
-    parser.add_argument("--baseline-rev", default=None)
+    parser.add_argument("--before", action="append", metavar="REV=WAY", default=None,
+                        help="an earlier version to plan with, and what to call it (repeatable; default: the two below)")
     parser.add_argument("--out", type=Path, default=RESULTS / "plan_streaming.json")
     args = parser.parse_args()
-    rev = args.baseline_rev or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=REPO, capture_output=True,
-                                              text=True, check=True).stdout.strip()
+    before = [item.split("=", 1) for item in (args.before or DEFAULT_BEFORE)]
     start = time.perf_counter()
     data = make_keys(args.work / "inputs", args.keys, args.dirs)
     made_s = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
-        base = baseline_tree(rev, Path(tmp) / "baseline")
+        trees = [(f"{way} ({rev[:8]})", baseline_tree(rev, Path(tmp) / f"before-{n}")) for n, (rev, way) in enumerate(before)]
         plan_once(REPO, data / "photos", Path(tmp) / "warm")  # the same warm directory cache for every row
         rows = [
-            {"way": f"today ({rev[:8]}): list, then a file per shard", "input": "folder",
-             **plan_once(base, data / "photos", Path(tmp) / "run")},
-            {"way": "streaming", "input": "folder", **plan_once(REPO, data / "photos", Path(tmp) / "run")},
-            {"way": "streaming", "input": "manifest.csv", **plan_once(REPO, data / "manifest.csv", Path(tmp) / "run")},
+            *({"way": way, "input": "folder", **plan_once(tree, data / "photos", Path(tmp) / "run")} for way, tree in trees),
+            {"way": NOW, "input": "folder", **plan_once(REPO, data / "photos", Path(tmp) / "run")},
+            {"way": NOW, "input": "manifest.csv", **plan_once(REPO, data / "manifest.csv", Path(tmp) / "run")},
         ]
-    columns = ["way", "input", "inputs", "shards", "plan_files", "seconds", "peak_rss_mb", "rss_after_imports_mb"]
+    columns = ["way", "input", "inputs", "shards", "plan_files", "plan_json_bytes", "seconds", "peak_rss_mb", "rss_after_imports_mb"]
     print(f"{args.keys:,} keys in {args.dirs} folders (made or found in {made_s:.0f}s)")
     print(table(columns, [[row[c] for c in columns] for row in rows]))
-    write_json(args.out, {"keys": args.keys, "dirs": args.dirs, "baseline_rev": rev, "machine": machine(), "rows": rows,
+    write_json(args.out, {"keys": args.keys, "dirs": args.dirs, "before": dict(before), "machine": machine(), "rows": rows,
                           "note": "peak_rss_mb: ru_maxrss of the planning process (imports included); "
                                   "rss_after_imports_mb: the same before planning"})
     print(f"wrote {args.out}")

@@ -48,13 +48,16 @@ def test_planning_100k_keys_holds_no_list_of_them(many_keys, tmp_path):
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert plan["inputs"] == KEYS and plan["shard_size"] == 16 and len(plan["shards"]) == KEYS // 16
+    assert plan["inputs"] == KEYS and plan["shard_size"] == 16 and plan["shard_count"] == KEYS // 16
     # discover()'s list of these 100,000 records peaks at 40 MiB; the stream holds one plan
-    # file's lines (4096) and the plan's per-shard table
-    assert peak < 10 * 2**20, f"planning peaked at {peak / 2**20:.1f} MiB"
+    # file's lines (4096)
+    assert peak < 4 * 2**20, f"planning peaked at {peak / 2**20:.1f} MiB"
+    # the counts, not a line per shard (6,250 of them were 170 kB)
+    assert "shards" not in run.read_plan() and run.plan_file.stat().st_size < 500
+    assert list(run.shards(plan))[-1] == (6249, 16) and sum(inputs for _, inputs in run.shards(plan)) == KEYS
     first = next(run.read_shard_inputs(0))
     assert first["key"] == "imgs/000/000000.jpg" and first["caption"] == "photo number 0" and first["index"] == 0
-    last = list(run.read_shard_inputs(len(plan["shards"]) - 1))[-1]
+    last = list(run.read_shard_inputs(run.shard_count(plan) - 1))[-1]
     assert last["key"] == "imgs/099/099999.jpg" and last["index"] == KEYS - 1
 
 
@@ -77,7 +80,7 @@ def test_auto_shard_size_from_the_first_records_equals_a_full_count(count):
 def test_a_limit_stops_the_listing(folder, tmp_path):
     run = RunDir(tmp_path / "run")
     plan = runner._plan(run, _cfg(folder, run.root, **{"run.limit": 5, "run.shard_size": 2}), log=lambda m: None)
-    assert plan["inputs"] == 5 and [s["inputs"] for s in plan["shards"]] == [2, 2, 1]
+    assert plan["inputs"] == 5 and list(run.shards(plan)) == [(0, 2), (1, 2), (2, 1)]
     assert [r["key"] for s in range(3) for r in run.read_shard_inputs(s)] == [f"000/{i:06d}.jpg" for i in range(5)]
 
 
@@ -104,3 +107,24 @@ def test_plan_files_hold_whole_shards_and_old_plans_still_read(tmp_path):
     run.plan_layout_file.unlink()  # a plan from before: one file per shard
     run.shard_inputs(0).write_text('{"key": "old", "index": 0}\n')
     assert [r["key"] for r in run.read_shard_inputs(0)] == ["old"]
+
+
+def test_a_plan_json_that_lists_its_shards_still_resumes(tmp_path, capsys):
+    """plan.json of earlier versions lists every shard: a run they started resumes where it was."""
+    import json
+
+    from pipeline.cli.main import main
+    from pipeline.engine.manifest import build_manifest
+    from pipeline.engine.shard_writer import ShardWriter
+    from tests.test_shard_writer import _row
+
+    run = RunDir(tmp_path / "run")
+    plan = run.write_plan(iter([{"key": f"k{i}"} for i in range(5)]), 2, {"config_hash": "h", "tasks": ["color"], "profile": "cpu"})
+    old = {k: v for k, v in plan.items() if k != "shard_count"} | {"shards": [{"shard": 0, "inputs": 2}, {"shard": 1, "inputs": 2}, {"shard": 2, "inputs": 1}]}
+    run.plan_file.write_text(json.dumps(old))
+    ShardWriter(str(run.root), {1: 1}).add([_row(1, "1:0:c", "a", "ok")])
+    plan = run.read_plan()
+    assert run.shard_count(plan) == 3 and run.pending_shards(plan) == {0: 2, 2: 1}  # what the rerun runs
+    assert build_manifest(run, plan)["pending_shards"] == [0, 2]
+    assert main(["status", str(run.root)]) == 0
+    assert "shards committed: 1/3" in capsys.readouterr().out

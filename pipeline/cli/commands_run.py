@@ -108,10 +108,10 @@ def cmd_status(args) -> int:
 
     manifest = build_manifest(run, plan)
     damaged = damaged_shards(run)  # the cheap check (size, footer): a damaged shard is not complete
-    done = len(plan["shards"]) - len(manifest["pending_shards"]) - len(damaged)
+    done = run.shard_count(plan) - len(manifest["pending_shards"]) - len(damaged)
     print(f"run {run.root}: profile {plan['profile']}, tasks {', '.join(plan['tasks'])}, config {plan['config_hash']}")
     complete = manifest["complete"] and not damaged
-    print(f"shards committed: {done}/{len(plan['shards'])}  ({'complete' if complete else 'incomplete: rerun to finish'})")
+    print(f"shards committed: {done}/{run.shard_count(plan)}  ({'complete' if complete else 'incomplete: rerun to finish'})")
     for shard, problems in damaged.items():
         print(f"damaged: shard {shard}: {'; '.join(problems)}")
     print(summary_table(manifest))

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator
 
 from pipeline.core.run_store import RunStore, StoredFile, atomic_write
 
-__all__ = ["RunDir", "RunStore", "StoredFile", "atomic_write", "shard_name", "PLAN_FILE_INPUTS"]
+__all__ = ["RunDir", "RunStore", "StoredFile", "atomic_write", "shard_name", "plan_shards", "shard_count", "PLAN_FILE_INPUTS"]
 
 
 PLAN_FILE_INPUTS = 4096  # inputs per plan file, in whole shards: a million inputs make 245 files, not 62,500
@@ -26,13 +26,21 @@ def shard_name(shard: int) -> str:
     return f"shard-{shard:05d}"
 
 
-def _plan_json(plan: dict[str, Any]) -> str:
-    """plan.json readable, one shard a line: json's indented encoder is pure Python and builds
-    ten small strings per shard (62,500 shards: about 40 MB at once)."""
-    parts = [f" {json.dumps(k)}: " + json.dumps(v, indent=1).replace("\n", "\n ") for k, v in plan.items() if k != "shards"]
-    shards = ",\n  ".join(json.dumps(s) for s in plan["shards"])
-    parts.append(' "shards": [' + (f"\n  {shards}\n ]" if shards else "]"))
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+def plan_shards(plan: dict[str, Any]) -> Iterator[tuple[int, int]]:
+    """Each shard of a plan and its count of inputs, derived from the plan's counts: every shard
+    but the last holds `shard_size` inputs. A plan.json of an earlier version lists its shards."""
+    if "shards" in plan:
+        yield from ((s["shard"], s["inputs"]) for s in plan["shards"])
+        return
+    inputs, size = plan["inputs"], plan["shard_size"]
+    for shard in range(shard_count(plan)):
+        yield shard, min(size, inputs - shard * size)
+
+
+def shard_count(plan: dict[str, Any]) -> int:
+    if "shards" in plan:  # an earlier version's plan.json
+        return len(plan["shards"])
+    return plan["shard_count"]
 
 
 SHARD_FOLDERS = ("candidates", "errors")
@@ -102,6 +110,9 @@ class RunDir:
     def has_plan(self) -> bool:
         return self.store.exists(f"{PLAN}/plan.json")
 
+    shards = staticmethod(plan_shards)  # run.shards(plan): (shard, inputs) of each of the plan's shards
+    shard_count = staticmethod(shard_count)
+
     def read_plan(self) -> dict[str, Any] | None:
         if not self.has_plan():
             return None
@@ -131,13 +142,12 @@ class RunDir:
                 files, lines = files + 1, []
         if lines:
             self._write_inputs(files, lines)
-        count = -(-index // shard_size)
-        shards = [{"shard": shard, "inputs": min(shard_size, index - shard * shard_size)} for shard in range(count)]
         layout = {"shard_size": shard_size, "shards_per_file": per_file}
         self.store.write(f"{PLAN}/layout.json", json.dumps(layout).encode())
-        plan = {**meta, "inputs": index, **layout, "shards": shards}
+        # the counts, not a list of shards (62,500 entries for a million inputs): `plan_shards` derives it
+        plan = {**meta, "inputs": index, **layout, "shard_count": -(-index // shard_size)}
         # written last: a plan folder without plan.json is an unfinished plan and is redone
-        self.store.write(f"{PLAN}/plan.json", _plan_json(plan).encode())
+        self.store.write(f"{PLAN}/plan.json", json.dumps(plan, indent=1).encode())
         return plan
 
     def _write_inputs(self, number: int, lines: list[str]) -> None:
@@ -159,6 +169,11 @@ class RunDir:
 
     def commit_record_names(self) -> list[str]:
         return self.store.list(COMMITS, "shard-*.json")
+
+    def pending_shards(self, plan: dict[str, Any]) -> dict[int, int]:
+        """The plan's shards without a completion record, and their counts of inputs."""
+        committed = self.committed_shards()
+        return {shard: inputs for shard, inputs in plan_shards(plan) if shard not in committed}
 
     def commit_records(self) -> list[dict[str, Any]]:
         return [json.loads(data) for data in self.store.read_many(self.commit_record_names())]

@@ -29,7 +29,7 @@ def build_manifest(run: RunDir, plan: dict[str, Any]) -> dict[str, Any]:
                 tasks.setdefault(task, defaultdict(int))[status] += count
         files += [{"shard": record["shard"], **f} for f in record["files"]]
     committed = {r["shard"] for r in records}
-    pending = [s["shard"] for s in plan["shards"] if s["shard"] not in committed]
+    pending = [shard for shard, _ in run.shards(plan) if shard not in committed]
     return {
         "pipeline_version": __version__,
         "schema_version": schema.SCHEMA_VERSION,

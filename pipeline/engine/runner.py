@@ -98,7 +98,7 @@ def _plan(run: RunDir, cfg: dict[str, Any], log, plan: dict[str, Any] | None = N
     meta = {"config_hash": identity, "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
     run.store.write("config.yaml", config_mod.dump(_without_credentials(cfg)).encode())
     plan = run.write_plan(records, shard_size, meta)
-    log(f"planned {plan['inputs']} inputs in {len(plan['shards'])} shards ({time.perf_counter() - start:.1f}s)")
+    log(f"planned {plan['inputs']} inputs in {run.shard_count(plan)} shards ({time.perf_counter() - start:.1f}s)")
     return plan
 
 
@@ -164,8 +164,7 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     damaged = _uncommit_damaged(run, check, log) if resuming else []
     if resuming:
         _remove_orphans(run, log)
-    committed = run.committed_shards()
-    pending = [s for s in plan["shards"] if s["shard"] not in committed]
+    pending = run.pending_shards(plan)
     stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
     stats["damaged_shards"] = damaged
     stats["plan_s"] = round(time.perf_counter() - plan_start, 2)
@@ -194,7 +193,7 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
         except NotEnoughResources as exc:
             raise RunFailed(str(exc)) from None
         stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
-        units = {s["shard"]: s["inputs"] * len(tasks) for s in pending}
+        units = {shard: inputs * len(tasks) for shard, inputs in pending.items()}
         writers = start_writers(run, units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
         group_actors = start_group_actors(stages)
         try:

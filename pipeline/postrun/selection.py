@@ -252,7 +252,7 @@ def _check_complete(run: RunDir) -> None:
     if plan is None:
         return
     committed = {rec["shard"] for rec in run.commit_records()}
-    pending = [s["shard"] for s in plan["shards"] if s["shard"] not in committed]
+    pending = [shard for shard, _ in run.shards(plan) if shard not in committed]
     if pending:
         raise SelectionError(f"{len(pending)} shard(s) have not committed yet ({pending[:5]}); finish the run before selecting")
 
