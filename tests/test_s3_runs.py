@@ -21,7 +21,7 @@ from pipeline.core.inputs import samples_dir
 from pipeline.core.run_dir import RunDir, StoredFile
 from pipeline.engine.runner import _remove_orphans
 from pipeline.engine.shard_writer import ShardWriter
-from tests.s3_emulator import DUMMY, isolated_env, moto_server
+from tests.s3_emulator import DUMMY, free_port, isolated_env, moto_server
 
 REPO = Path(__file__).resolve().parent.parent
 # real photos, so the tone grades pass their gates and the selection keeps some
@@ -204,3 +204,29 @@ def test_a_store_that_fails_mid_commit_leaves_the_shard_pending_and_the_rerun_co
     assert files == run.store.list("candidates") + run.store.list("errors")  # one file each, the committed one
     ids = [sid for rel in files for sid in pq.read_table(run.store.open(rel), columns=["sample_id"]).column(0).to_pylist()]
     assert sorted(ids) == ["a", "b"]
+
+
+def test_status_reaches_a_store_run_by_its_io_settings_alone(store, monkeypatch, capsys):
+    """`--set io.endpoint_url=...` instead of AWS_ENDPOINT_URL: a committed run written onto the
+    emulator directly (no Ray), read by `status` with the endpoint given on the command line."""
+    endpoint, _ = store
+    for key, value in isolated_env(endpoint).items():
+        monkeypatch.setenv(key, value)
+    run = RunDir("s3://lab/io-flags/", {"endpoint_url": endpoint})
+    run.write_plan([{"uri": "x"}, {"uri": "y"}, {"uri": "z"}], 2, {"config_hash": "h", "tasks": ["tone_transformation"], "profile": "cpu"})
+    ShardWriter(run, {0: 2}).add([_row(0, "a", "ok"), _row(0, "b", "error")])
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # from here only the flag says where the store is
+    assert main(["status", "s3://lab/io-flags/", "--set", f"io.endpoint_url={endpoint}", "--set", "io.retries=1"]) == 0
+    assert "shards committed: 1/2  (incomplete" in capsys.readouterr().out
+    closed = f"http://127.0.0.1:{free_port()}"  # the flag is what is used: an endpoint where nothing listens fails
+    assert main(["status", "s3://lab/io-flags/", "--set", f"io.endpoint_url={closed}", "--set", "io.retries=1"]) == 2
+    assert "cannot reach the store" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["status", "RUN"], ["report", "RUN"], ["sheet", "RUN", "--out", "s.png"],
+                                  ["export", "RUN", "--to", "x"], ["select", "RUN"]])
+def test_the_commands_that_read_a_run_take_only_io_settings(argv, capsys):
+    assert main([*argv, "--set", "run.limit=3"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: --set run.limit: `{argv[0]}` takes only io.*{' and select.*' if argv[0] == 'select' else ''} keys"]
+    assert main([*argv, "--set", "io.timeout_s=0"]) == 2  # checked as `run` checks it
+    assert capsys.readouterr().err.strip() == "error: io.timeout_s: must be positive"

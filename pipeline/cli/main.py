@@ -21,6 +21,7 @@ from pipeline.cli import (
 )
 from pipeline.cli import models as models_cli
 from pipeline.cli.common import RUN_FAILED, USAGE_ERROR
+from pipeline.cli.run_io import READS_RUN_WITH_IO, add_io_set, io_settings
 from pipeline.core import config as config_mod
 
 
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="show a run's progress and counts", description="Show a run's shards and counts.")
     st.add_argument("run_dir")
     st.add_argument("--check", action="store_true", help="re-hash every committed file against its completion record; exit 1 when one differs")
+    add_io_set(st)
     models_cli.add_parser(sub)
     stages_list.add_parser(sub)
     rp = sub.add_parser("report", help="write the HTML report of a run", description="A static HTML report: cards per task, funnel, histograms, errors, config.")
@@ -64,10 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="folder (default: RUN/report)")
     rp.add_argument("--per-task", type=int, default=60, help="rows sampled per task and status (default 60)")
     rp.add_argument("--page-size", type=int, default=30, help="cards per page (default 30)")
+    add_io_set(rp)
     se = sub.add_parser("select", help="rerun the selection phase: dedup and the 1-in-20 choice, hq/", description="Dedup and select the high-quality subset of a finished run.")
     se.add_argument("run_dir")
     se.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable; its select keys apply)")
-    se.add_argument("--set", action="append", default=[], metavar="select.KEY=VALUE")
+    add_io_set(se, "; and select.KEY=VALUE")
     sc = sub.add_parser("score", help="run the gates and the judge over an existing triplet dataset", description="Gates and judge over Parquet triplets (this project's rows or others' via --columns).")
     sc.add_argument("--input", required=True, help="a Parquet file or a folder of them")
     sc.add_argument("--out", required=True)
@@ -88,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--per-task", type=int, help="at most N rows per task")
     ex.add_argument("--exclude-benchmark", help="drop rows whose source is a near duplicate of an image in this folder")
     ex.add_argument("--include-unknown-license", action="store_true", help="keep rows whose licence is unknown")
+    add_io_set(ex, " (the --to store is reached with the same settings)")
     pl = sub.add_parser(
         "plan", help="size the model stages' actor pools on GPUs, loading nothing (--calibrate: time them on a GPU)",
         description="Each model stage's actors and GPU share, from the registry's sizes, the cost table and the tasks' traffic; "
@@ -109,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--out", required=True, help="PNG file to write")
     sh.add_argument("--per-task", type=int, default=3, help="triplets per task (default 3)")
     sh.add_argument("--status", default="ok", help="rows of this status only (ok, rejected; 'any' for both)")
+    add_io_set(sh)
     _add_verify(sub)
     commands_review.add_parser(sub)
     commands_calibrate.add_parser(sub)
@@ -154,6 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         "calibrate": commands_calibrate.cmd_calibrate,
         "rejudge": commands_rejudge.cmd_rejudge,
     }
+    if args.command in READS_RUN_WITH_IO:
+        from pipeline.core.run_dir import RunDir
+
+        try:
+            io = io_settings(args.command, args.set, also=("select",) if args.command == "select" else ())
+        except config_mod.ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return USAGE_ERROR
+        args.run_dir = RunDir(args.run_dir, io)  # every reader of the run opens its store with these settings
     if args.command in READS_RUN:
         return _reading_run(commands[args.command], args)
     return commands[args.command](args)

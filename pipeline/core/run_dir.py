@@ -65,6 +65,9 @@ class RunDir:
     def __hash__(self) -> int:
         return hash(str(self.root))
 
+    def __str__(self) -> str:  # messages name the run as the user gave it
+        return str(self.root)
+
     @property
     def plan_dir(self) -> Path | StoredFile:
         return self.store.file(PLAN)

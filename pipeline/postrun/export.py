@@ -148,7 +148,8 @@ def export_run(
     include_unknown_license: bool = False,
 ) -> dict[str, Any]:
     """Write the export; returns its manifest (counts per task, what each filter dropped, files)."""
-    run, to = RunDir(run_dir), RunStore(to_dir)
+    run = RunDir(run_dir)
+    to = RunStore(to_dir, run.store.io)  # an export beside the run, on the same store, is reached the same way
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
     if fmt == "preference":
