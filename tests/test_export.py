@@ -135,3 +135,18 @@ def test_parquet_export_loads_with_datasets_offline_and_its_card(run_dir, tmp_pa
     assert JUDGE in text and "opencv.Lab" in text
     assert "| color_alteration | 2 |" in text and "| select.keep_ratio | 0.05 |" in text
     assert os.environ["HF_DATASETS_OFFLINE"] == "1"
+
+
+
+def test_reading_a_shard_leaves_no_thread_that_aborts_the_interpreter(run_dir):
+    """run_store.read_parquet reads a local file by its path: pyarrow 26 reading a Python file
+    object on its threads left a thread that aborted most processes at exit with 134 (an export
+    that found nothing to export exited 134, not 2). Three processes, each must exit 0."""
+    import subprocess
+    import sys
+
+    shard = next((run_dir / "candidates").glob("*.parquet"))
+    code = f"from pipeline.core.run_store import read_parquet; from pathlib import Path; read_parquet(Path({str(shard)!r}), ['sample_id'])"
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "terminate called" not in done.stderr, done.stderr[-300:]

@@ -142,7 +142,7 @@ def _check(run) -> int:
             print(f"damaged: shard {shard}: {problem}")
     intact = committed - len(damaged)
     print(f"checked {committed} committed shard(s): {intact} intact, {len(damaged)} damaged"
-          + (" (rerun the same `run` command to regenerate them)" if damaged else ""))
+          + (" (rerun the same `run` command with --check to regenerate them)" if damaged else ""))
     return RUN_FAILED if damaged else 0
 
 

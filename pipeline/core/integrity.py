@@ -104,5 +104,6 @@ def require_intact(run: RunDir | Path | str, full: bool = True) -> None:
         lines = [problem for problems in damaged.values() for problem in problems]
         raise DamagedRun(
             f"run {run.root} has {len(damaged)} damaged shard(s): " + "; ".join(lines[:5]) + ("; ..." if len(lines) > 5 else "")
-            + ". Rerun the same `run` command to regenerate them (`status --check` lists every damaged file)"
+            # without --check a rerun checks only sizes and footers: a same-size change needs the hashes
+            + ". Rerun the same `run` command with --check to regenerate them (`status --check` lists every damaged file)"
         )

@@ -25,6 +25,9 @@ import shutil
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from pipeline.core.filesystems import (
     InputError,
     failure_message,
@@ -244,6 +247,16 @@ def open_whole(file: Path | "StoredFile") -> Iterator[IO]:
         return
     with RunStore(file.parent).open_for_writing(file.name) as handle:
         yield handle
+
+
+def read_parquet(file: Path | "StoredFile", columns: list[str] | None = None) -> pa.Table:
+    """A whole Parquet file as a table. A local file is read by its path: pyarrow 26 reading a
+    Python file object on its thread pool leaves a thread that aborts the interpreter at exit
+    ("terminate called without an active exception", exit 134); a stored file is read on one thread."""
+    if isinstance(file, StoredFile):
+        with file.open("rb") as handle:
+            return pq.read_table(handle, columns=columns, use_threads=False)
+    return pq.read_table(str(file), columns=columns)
 
 
 def file_digest(file: Path | "StoredFile") -> tuple[str, int]:

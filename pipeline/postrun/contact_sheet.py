@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.core.fonts import cjk_font as _cjk_font
 from pipeline.core.run_dir import RunDir
+from pipeline.core.run_store import read_parquet
 
 
 def cjk_font(size: int) -> ImageFont.FreeTypeFont:
@@ -58,8 +58,7 @@ def pick_rows(run_dir: RunDir | Path | str, per_task: int, status: str | None = 
     chosen: dict[str, list[dict[str, Any]]] = {}
     run = RunDir(run_dir)
     for rel in run.committed_files("candidates"):
-        with run.store.open(rel) as handle:
-            rows = pq.read_table(handle).to_pylist()
+        rows = read_parquet(run.store.file(rel)).to_pylist()
         for row in rows:
             if status and row["status"] != status:
                 continue

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, atomic_write
+from pipeline.core.run_store import read_parquet
 from pipeline.engine.manifest import text_table
 
 COLUMNS = ["task", "status", "instruction_en", "instruction_zh", "instruction_source"]
@@ -82,7 +83,7 @@ def run_diversity(run_dir: RunDir | Path | str, statuses: tuple[str, ...] = (sch
     for rel in run.committed_files("candidates"):
         with run.store.open(rel) as handle:
             names = pq.read_schema(handle).names
-            acc.add_rows(pq.read_table(handle, columns=[c for c in COLUMNS if c in names]).to_pylist())
+        acc.add_rows(read_parquet(run.store.file(rel), [c for c in COLUMNS if c in names]).to_pylist())
     return acc.result()
 
 

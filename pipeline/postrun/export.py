@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, RunStore, StoredFile
+from pipeline.core.run_store import read_parquet
 from pipeline.postrun import dataset_card, export_files, preference
 from pipeline.postrun.dedup import HashIndex, folder_hashes
 from pipeline.postrun.export_files import (
@@ -175,8 +176,7 @@ def export_run(
         for i, value in enumerate(folder_hashes(Path(exclude_benchmark))):
             benchmark.add(str(i), value)
 
-    with selection_file(run).open("rb") as handle:
-        records = pq.read_table(handle).to_pylist()
+    records = read_parquet(selection_file(run)).to_pylist()
     chosen, dropped = choose(records, keep_ratio, min_o, per_task, benchmark, include_unknown_license)
     wanted = {rec["sample_id"]: rec for rec in chosen}
     if not wanted:

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.core import schema
 from pipeline.core.integrity import file_problem
 from pipeline.core.run_dir import RunDir, StoredFile
+from pipeline.core.run_store import read_parquet
 
 File = Path | StoredFile  # as the run's store gives it out: a Path on a local run
 
@@ -105,8 +105,7 @@ class JudgeOverlay:
         record = self.valid.get(self.run.store.rel_of(candidate))  # candidates/shard-NNNNN[.attempt].parquet
         if record is None:
             return {}
-        with self.run.store.open(record["file"]["path"]) as handle:
-            table = pq.read_table(handle, columns=list(OVERLAY_COLUMNS))
+        table = read_parquet(self.run.store.file(record["file"]["path"]), list(OVERLAY_COLUMNS))
         return {sid: (judge, vs) for sid, judge, vs in zip(*(table.column(c).to_pylist() for c in OVERLAY_COLUMNS))}
 
     def fingerprint(self) -> dict[str, Any]:

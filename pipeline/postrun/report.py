@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.core.run_dir import RunDir, StoredFile
+from pipeline.core.run_store import read_parquet
 from pipeline.postrun.contact_sheet import mask_overlay
 from pipeline.postrun.diversity import HEADER as DIVERSITY_HEADER
 from pipeline.postrun.diversity import table_rows as diversity_rows
@@ -43,8 +43,7 @@ def _order(sample_id: str) -> str:
 
 
 def _read(run: RunDir, rel: str, columns: list[str] | None = None):
-    with run.store.open(rel) as handle:
-        return pq.read_table(handle, columns=columns)
+    return read_parquet(run.store.file(rel), columns)
 
 
 def _read_json(path: Path | StoredFile) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import yaml
 from pipeline.core import config as config_mod
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, StoredFile, atomic_write, shard_name
-from pipeline.core.run_store import file_digest, open_whole
+from pipeline.core.run_store import file_digest, open_whole, read_parquet
 
 File = Path | StoredFile  # a file as the run's store gives it out
 from pipeline.postrun.dedup import source_hashes
@@ -129,8 +129,7 @@ def input_fingerprint(run: RunDir, files: list[File]) -> list[dict[str, str]]:
 def read_score_rows(files: list[File], overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
     rows = []
     for path in files:
-        with path.open("rb") as handle:
-            part = pq.read_table(handle, columns=SCORE_COLUMNS).to_pylist()
+        part = read_parquet(path, SCORE_COLUMNS).to_pylist()
         rows += apply_to_rows(part, overlay.entries(path)) if overlay else part
     return rows
 
