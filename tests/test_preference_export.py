@@ -170,3 +170,21 @@ def test_exclude_benchmark_drops_pairs_whose_source_it_holds(selected_run, tmp_p
     manifest = export_run(selected_run, tmp_path / "clean", fmt="preference", exclude_benchmark=bench)
     assert sorted(pairs_of(tmp_path / "clean")) == [("rejected_same_edit", "c0", "c1")]
     assert manifest["dropped"] == {"unknown license": 1, "near-duplicate of a benchmark image": 2}
+
+
+def test_a_loser_that_tied_with_its_winner_pairs_with_nothing():
+    """A tie (the two orders disagreed, or an answer failed) makes the winner by seed order, not by
+    the judge's preference; a copy its gates rejected still pairs, its reason as why."""
+    tied = [
+        _best_of(_row("t0", C, "s5", "Make the mug red", "ok", 0.9), "t0", 0, 3, 1.0, 1,
+                 comparisons=[_cmp("t1", "tie", "the orders disagree"), _cmp("t2", "win", "")]),
+        _best_of(_row("t1", C, "s5", "Make the mug red", "ok", 0.9), "t0", 1, 3, 0.5, 2, winner="t0",
+                 comparisons=[_cmp("t0", "tie", "the orders disagree")]),
+        _best_of(_row("t2", C, "s5", "Make the mug red", "rejected", 0.1), "t0", 2, 3, 0.0, 3, winner="t0"),
+    ]
+    tied[2]["reason"] = "inside_change 0.1 (limit 4)"
+    tied[2]["judge"] = schema.dumps({"pairwise": {**schema.loads(tied[2]["judge"])["pairwise"], "competed": False}})
+    light = [{k: r.get(k) for k in ("sample_id", "task", "status", "reason", "source_sha256", "instruction_en", "judge", "scores", "license")}
+             for r in tied]
+    pairs = find_pairs(light, {"t0"})
+    assert [(p.chosen, p.rejected, p.why) for p in pairs] == [("t0", "t2", "inside_change 0.1 (limit 4)")]

@@ -4,7 +4,10 @@ of a run's candidates alone, so no picture is read until the pairs are known.
 - `best_of_n`: the N seeds of one edit met in the pairwise judge; each loser (status `rejected`,
   `judge.pairwise.winner` naming another row) is paired with its winner, but only when the winner
   itself is kept: a pair whose chosen side the run threw away would teach the wrong preference.
-  `why` is what the judge said when the loser met the winner.
+  `why` is what the judge said when the loser met the winner. A loser that tied with its winner
+  (the two orders disagreed, or an answer was refused, malformed or late) pairs with nothing: the
+  winner then won by seed order, not by the judge's preference. A copy that did not compete (its
+  gates rejected it) pairs with its reason as `why`.
 - `rejected_same_edit`: a rejected row (not a best-of-N loser) with the same task, source
   (`source_sha256`) and English instruction as a kept row; `why` is the rejected row's reason.
   Where several kept rows match, the best of them (O, then gate score, then sample_id) is chosen.
@@ -58,6 +61,14 @@ def _winner_of(row: dict[str, Any]) -> str | None:
     return winner if winner and winner != row["sample_id"] else None
 
 
+def beaten_by_winner(record: dict[str, Any], winner: str) -> bool:
+    """Whether the judge preferred the winner in this loser's comparison with it (a copy that did
+    not compete lost to its gates, which is a preference too)."""
+    if record.get("competed") is False:
+        return True
+    return any(c.get("other") == winner and c.get("result") == "loss" for c in record.get("comparisons") or [] if isinstance(c, dict))
+
+
 def pairwise_why(record: dict[str, Any], winner: str) -> str | None:
     """The judge's reasons from the loser's comparisons with the winner (all its comparisons
     when none was with the winner), in the order they were asked, repeats dropped."""
@@ -93,8 +104,10 @@ def find_pairs(rows: Iterable[dict[str, Any]], kept: set[str]) -> list[Pair]:
         if winner is None:
             continue
         losers.add(row["sample_id"])
-        if winner in kept and winner in by_id:
-            pairs.append(_pair(BEST_OF_N, by_id[winner], row, pairwise_why(pairwise_record(row), winner)))
+        record = pairwise_record(row)
+        if winner in kept and winner in by_id and beaten_by_winner(record, winner):
+            why = pairwise_why(record, winner) if record.get("competed") is not False else row.get("reason")
+            pairs.append(_pair(BEST_OF_N, by_id[winner], row, why))
 
     best_kept: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in rows:
