@@ -140,6 +140,9 @@ def test_status_select_report_and_export_read_the_run_on_the_store(resumed, s3_e
     tars = json.loads(fs.cat("lab/wds/export_manifest.json"))["files"]
     assert [f["path"] for f in tars if f["path"].endswith(".tar")] == ["data/train-000000.tar"]
     capsys.readouterr()
+    # preference pairs read the candidates and the selection on the store too (this run has no rejected row: no pair)
+    assert main(["export", RUN, "--to", "s3://lab/pref/", "--format", "preference"]) == 2
+    assert "no preference pair" in capsys.readouterr().err
 
     for key in DUMMY:  # no credentials: one line and exit 2, as for inputs
         monkeypatch.delenv(key)

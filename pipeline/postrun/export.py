@@ -33,6 +33,7 @@ from pipeline.postrun.selection import (
     done_file,
     hq_files,
     selection_file,
+    wanted_batches,
 )
 from pipeline.postrun.selection_rules import keep_count
 
@@ -128,14 +129,8 @@ def _shard_names(fmt: str, count: int) -> list[str]:
 
 def _stream_rows(files: list[Path | StoredFile], wanted: dict[str, dict[str, Any]], batch_rows: int, overlay: JudgeOverlay | None = None):
     """The wanted rows; candidates' judgements from the judge overlay (hq/ rows already have them)."""
-    for path in files:
-        entries = overlay.entries(path) if overlay else {}
-        with path.open("rb") as handle:
-            for batch in pq.ParquetFile(handle, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
-                ids = batch.column("sample_id").to_pylist()
-                keep = [i for i, sid in enumerate(ids) if sid in wanted]
-                if keep:
-                    yield from (apply_to_row(row, entries) for row in batch.take(pa.array(keep)).to_pylist())
+    for batch, keep, entries in wanted_batches(files, wanted, batch_rows, overlay):
+        yield from (apply_to_row(row, entries) for row in batch.take(pa.array(keep)).to_pylist())
 
 
 def export_run(

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir, RunStore
+from pipeline.core.run_store import read_parquet
 from pipeline.postrun import dataset_card, export_files
 from pipeline.postrun.dedup import HashIndex, folder_hashes, phash
 from pipeline.postrun.export_files import ExportError, license_known
@@ -40,6 +41,7 @@ from pipeline.postrun.selection import (
     default_settings,
     done_file,
     selection_file,
+    wanted_batches,
 )
 
 IMAGE_FIELDS = ("source_image", "chosen_image", "rejected_image")
@@ -71,7 +73,7 @@ _ROW_COLUMNS = [c for c in schema.ROW_COLUMNS if c not in ("mask", "depth")]
 def kept_ids(run: RunDir, rows: list[dict[str, Any]]) -> tuple[set[str], str]:
     """The rows the run keeps, and by which rule: its selection when it has one, else status ok."""
     if done_file(run).exists():
-        table = pq.read_table(selection_file(run), columns=["sample_id", "selected"])
+        table = read_parquet(selection_file(run), ["sample_id", "selected"])
         ids = {sid for sid, sel in zip(table.column("sample_id").to_pylist(), table.column("selected").to_pylist()) if sel}
         return ids, "the run's selection"
     return {r["sample_id"] for r in rows if r.get("status") == schema.OK}, "status ok (the run has no selection)"
@@ -81,8 +83,9 @@ def _read_light(files: list[Path], batch_rows: int, overlay: JudgeOverlay | None
     rows: list[dict[str, Any]] = []
     for path in files:
         entries = overlay.entries(path) if overlay else {}  # the judge overlay `rejudge` made, where one is in use
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows * 16, columns=LIGHT_COLUMNS):
-            rows += apply_to_rows(batch.to_pylist(), entries)
+        with path.open("rb") as handle:
+            for batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows * 16, columns=LIGHT_COLUMNS):
+                rows += apply_to_rows(batch.to_pylist(), entries)
     return rows
 
 
@@ -90,13 +93,10 @@ def _iter_rows(files: list[Path], ids: set[str], batch_rows: int, columns: list[
                overlay: JudgeOverlay | None = None) -> Iterator[dict[str, Any]]:
     """The candidates named by `ids`, a batch of `batch_rows` decoded at a time; every id must be found."""
     missing = set(ids)
-    for path in files:
-        entries = overlay.entries(path) if overlay and "judge" in columns else {}
-        for batch in pq.ParquetFile(path, buffer_size=1 << 20).iter_batches(batch_size=batch_rows, columns=columns):
-            keep = [i for i, sid in enumerate(batch.column("sample_id").to_pylist()) if sid in ids]
-            for row in batch.take(pa.array(keep, type=pa.int64())).to_pylist() if keep else ():
-                missing.discard(row["sample_id"])
-                yield apply_to_row(row, entries)
+    for batch, keep, entries in wanted_batches(files, ids, batch_rows, overlay if "judge" in columns else None, columns):
+        for row in batch.take(pa.array(keep, type=pa.int64())).to_pylist():
+            missing.discard(row["sample_id"])
+            yield apply_to_row(row, entries)
     if missing:
         raise ExportError(f"the candidates changed while exporting: {sorted(missing)[0]} is gone; export again")
 

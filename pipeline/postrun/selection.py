@@ -12,7 +12,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Container, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +26,7 @@ from pipeline.core.run_store import file_digest, open_whole, read_parquet
 File = Path | StoredFile  # a file as the run's store gives it out
 from pipeline.postrun.dedup import source_hashes
 from pipeline.postrun.judge_overlay import (
+    Entries,
     JudgeOverlay,
     OverlayIncomplete,
     apply_to_rows,
@@ -199,19 +200,26 @@ def _as_selected(batch: pa.RecordBatch, keep: list[int]) -> pa.Table:
     return schema.to_output_table(rows)
 
 
+def wanted_batches(files: list[File], wanted: Container[str], batch_rows: int, overlay: JudgeOverlay | None = None,
+                   columns: list[str] | None = None) -> Iterator[tuple[pa.RecordBatch, list[int], Entries]]:
+    """The batches of the candidate shards that hold wanted sample ids, streamed a batch at a
+    time: each with the indices of those rows and the judge overlay's entries of its shard."""
+    for path in files:
+        entries = overlay.entries(path) if overlay else {}
+        with path.open("rb") as handle:
+            for batch in pq.ParquetFile(handle, buffer_size=1 << 20).iter_batches(batch_size=batch_rows, columns=columns):
+                keep = [i for i, sid in enumerate(batch.column("sample_id").to_pylist()) if sid in wanted]
+                if keep:
+                    yield batch, keep, entries
+
+
 def copy_selected(files: list[File], wanted: set[str], out_dir: File, root: Path | str, shard_rows: int, batch_rows: int,
                   overlay: JudgeOverlay | None = None) -> list[dict[str, Any]]:
     """Full rows of the wanted sample ids, streamed from the candidate shards into numbered
     shards, with `selected` set and the overlay's judgements."""
     sink = _HqShards(out_dir, root, shard_rows)
-    for path in files:
-        entries = overlay.entries(path) if overlay else {}
-        with path.open("rb") as handle:
-            for batch in pq.ParquetFile(handle, buffer_size=1 << 20).iter_batches(batch_size=batch_rows):
-                ids = batch.column("sample_id").to_pylist()
-                keep = [i for i, sid in enumerate(ids) if sid in wanted]
-                if keep:
-                    sink.add(apply_to_table(_as_selected(batch, keep), entries))
+    for batch, keep, entries in wanted_batches(files, wanted, batch_rows, overlay):
+        sink.add(apply_to_table(_as_selected(batch, keep), entries))
     sink.close()
     return sink.written
 
