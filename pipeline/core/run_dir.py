@@ -65,6 +65,11 @@ class RunDir:
     def __hash__(self) -> int:
         return hash(str(self.root))
 
+    @property
+    def name(self) -> str:
+        """The run folder's own name, local or on a store (titles of reports and dataset cards)."""
+        return str(self.root).rstrip("/").rsplit("/", 1)[-1]
+
     def __str__(self) -> str:  # messages name the run as the user gave it
         return str(self.root)
 

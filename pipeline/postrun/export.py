@@ -222,11 +222,10 @@ def export_run(
         "export.exclude_benchmark": f"{Path(exclude_benchmark).name} (pHash distance <= {settings['benchmark_distance']})" if benchmark else "none",
         "export.unknown_licenses": "included" if include_unknown_license else "left out",
     }
-    run_name = export_files.run_name(run)
     card_info = {
         **dataset_card.finish_summary(summary),
-        "name": f"{run_name} image-editing triplets",
-        "run": run_name,
+        "name": f"{run.name} image-editing triplets",
+        "run": run.name,
         "config_hash": export_files.run_config_hash(run),
         "format": fmt,
         "data_files": "data/*.parquet" if fmt == "parquet" else "data/*.tar",

@@ -71,11 +71,6 @@ def finish(to: RunStore, card_info: dict[str, Any], files: list[dict[str, Any]],
     return manifest
 
 
-def run_name(run: RunDir) -> str:
-    """The run folder's own name, local or on a store."""
-    return str(run.root).rstrip("/").rsplit("/", 1)[-1]
-
-
 def run_config_hash(run: RunDir) -> str | None:
     plan = run.read_plan()
     return plan.get("config_hash") if plan else None

@@ -215,8 +215,8 @@ def export_pairs(run: RunDir, to: RunStore, exclude_benchmark: Path | None = Non
     }
     card_info = {
         **dataset_card.finish_summary(summary),
-        "name": f"{export_files.run_name(run)} image-editing preference pairs",
-        "run": export_files.run_name(run),
+        "name": f"{run.name} image-editing preference pairs",
+        "run": run.name,
         "config_hash": export_files.run_config_hash(run),
         "format": "parquet",
         "data_files": "data/*.parquet",

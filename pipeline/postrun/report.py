@@ -241,8 +241,7 @@ def _index(run: RunDir, out: Path, nav: str, tasks: list[str], rows: list[dict[s
     parts.append("<h2>Timings</h2>" + table(["measure", "value"], timings))
     config_text = run.store.read_text("config.yaml") if run.store.exists("config.yaml") else "(no config.yaml)"
     parts.append(f"<h2>Config</h2><pre>{esc(config_text)}</pre>")
-    name = str(run.root).rstrip("/").rsplit("/", 1)[-1]
-    (out / "index.html").write_text(page(f"Run report: {name}", nav, "".join(parts)))
+    (out / "index.html").write_text(page(f"Run report: {run.name}", nav, "".join(parts)))
 
 
 def write_report(run_dir: RunDir | Path | str, out: Path | None = None, per_task: int = 60, page_size: int = 30) -> Path | StoredFile:
