@@ -14,14 +14,9 @@ from PIL import Image
 from pipeline.core import config
 from pipeline.postrun.finish import run_pipeline
 from pipeline.postrun.report import write_report
+from tests.offline_chromium import OFFLINE_CHROMIUM_FLAGS
 
-# Everything Chromium might reach for on its own is switched off; names resolve nowhere but loopback.
-OFFLINE_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-default-apps",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--window-size=1280,2000", "--virtual-time-budget=3000",
-]
+OFFLINE_FLAGS = [*OFFLINE_CHROMIUM_FLAGS, "--window-size=1280,2000", "--virtual-time-budget=3000"]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ from pipeline.postrun.review_page import write_review_page
 from pipeline.postrun.review_sample import choose_sample, read_sample
 from pipeline.postrun.review_server import ReviewServer
 from pipeline.postrun.verdicts import candidate_tasks, load_verdicts, verdicts_file
+from tests.offline_chromium import OFFLINE_CHROMIUM_FLAGS
 from tests.review_runs import RUN_ID, TASKS, make_run, verdict
 
 SAMPLE = 8
@@ -127,11 +128,7 @@ def test_the_command_serves_and_import_refuses_a_bad_file(run, tmp_path):
 
 # --- a real browser ---------------------------------------------------------------------------
 
-CHROME_FLAGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-dev-shm-usage",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--window-size=1280,900",
-]
+CHROME_FLAGS = [*OFFLINE_CHROMIUM_FLAGS, "--disable-dev-shm-usage", "--window-size=1280,900"]
 
 
 def _browser_missing() -> str | None:
