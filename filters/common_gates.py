@@ -3,9 +3,11 @@ sane picture, it sits where the source does, it is as sharp and clean as the sou
 still the same scene.
 
 A local edit (its row has a mask) is judged only on the region it had to keep, outside the
-dilated mask; a whole-picture edit (tone, style) over the whole picture, with limits that allow
-for what those edits legitimately do (configs/filters/common_gates.yaml: per task, and per kind
-of edit, since a restoration's source is the noisy or hazy one by design).
+dilated mask, plus the local gates (filters/local_gates.py) and, where its task turns it on,
+whether the mask follows the object's outline (filters/mask_fit.py); a whole-picture edit
+(tone, style) over the whole picture, with limits that allow for what those edits legitimately
+do (configs/filters/common_gates.yaml: per task, and per kind of edit, since a restoration's
+source is the noisy or hazy one by design).
 
 These are pixel statistics; on the gpu profile the model gates (filters/dino_similarity.py,
 filters/clip_similarity.py) run beside them. Each row lists the gates that ran in
@@ -23,6 +25,7 @@ from filters.gate_stage import GateStage
 from filters.gates import GateResult, record_gates
 from filters.local_gates import local_gate_results
 from filters.mask_change import dilate, touched_margin_px
+from filters.mask_fit import mask_fit_results
 from pipeline.core import schema
 from pipeline.core.image_io import decode_image, decode_mask
 from pipeline.core.stage import ModelStage, Resources, Row
@@ -95,7 +98,9 @@ def common_gate_results(source: np.ndarray, target: np.ndarray, mask: np.ndarray
         return results
     region = kept_region(source.shape, mask, int(limits["mask_margin_px"]) + touched_px)
     results += comparison_results(source, target, region, limits)
-    return results if mask is None else results + local_gate_results(source, target, mask, region, limits)
+    if mask is None:
+        return results
+    return results + local_gate_results(source, target, mask, region, limits) + mask_fit_results(source, mask, limits, touched_px)
 
 
 def note_gates_ran(row: Row, names: list[str], backend: str) -> None:

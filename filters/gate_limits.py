@@ -58,6 +58,7 @@ COMMON_GATE_KEYS: dict[str, str] = {
     "inside_colour_noise_increase": "max_inside_colour_noise_increase",
     "inside_blockiness_increase": "max_inside_blockiness_increase",
     "outside_window_change": "max_window_change",
+    "mask_fit": "min_mask_fit",
 }
 MODEL_GATE_KEYS: dict[str, str] = {
     "dino_similarity": "min_dino",

@@ -60,11 +60,11 @@ def test_same_name_other_direction_reads_another_key():
 
 
 def test_config_takes_any_common_limit_for_any_task():
-    layer = {"common_gates": {"per_task": {"color_alteration": {"max_noise_increase": 2, "min_dino": 0.5}}}}
+    layer = {"common_gates": {"per_task": {"text_modification": {"max_noise_increase": 2, "min_dino": 0.5}}}}
     cfg = config_mod.load_config("cpu", overrides=[layer])
-    assert cfg["common_gates"]["per_task"]["color_alteration"] == {"max_noise_increase": 2.0, "min_dino": 0.5}
+    assert cfg["common_gates"]["per_task"]["text_modification"] == {"max_noise_increase": 2.0, "min_dino": 0.5}
     plain = config_mod.load_config("cpu")
-    assert "color_alteration" not in plain["common_gates"]["per_task"]  # the defaults stay as written
+    assert "text_modification" not in plain["common_gates"]["per_task"]  # the defaults stay as written
     for bad in ({"nonsense_task": {"max_noise_increase": 2.0}}, {"color_alteration": {"max_bogus": 1.0}}, {"color_alteration": {"max_shift": "x"}}):
         with pytest.raises(config_mod.ConfigError):
             config_mod.load_config("cpu", overrides=[{"common_gates": {"per_task": bad}}])
