@@ -135,3 +135,27 @@ def test_it_is_cheap(scene):
     start = cv2.getTickCount()
     mask_fit(big, mask)
     assert (cv2.getTickCount() - start) / cv2.getTickFrequency() < 0.25  # measured on the 256-pixel crop, not the picture
+
+
+def test_the_verdict_report_fits_on_one_half_and_reports_on_the_other(tmp_path, scene):
+    """bench/mask_fit_verdicts.py on a run where people keep the exact masks and reject the
+    ones cut in half, on photos of both halves: the limit fitted on either half separates the
+    other, which today's loose limit does not."""
+    from bench.mask_fit_verdicts import measure
+
+    picture, disc = scene
+    rows, labels = [], {}
+    for photo in ("coffee.png", "astronaut.png"):
+        for k in range(6):
+            keep = k % 2 == 0
+            row = candidate(f"{photo[:3]}-{k}", COLOR, {"target_saturation": gate(0.5, 0.12, AT_LEAST)})
+            row.update(_row(COLOR, picture, disc if keep else cut_in_half(disc)), sample_id=row["sample_id"], status=row["status"], scores=row["scores"])
+            row["provenance"] = json.dumps({"input": {"key": photo}})
+            rows.append(row)
+            labels[row["sample_id"]] = keep
+    report = measure(make_run(tmp_path / "run", [(rows, labels)]))
+    assert len(report["table"]) == 12 and report["auc"]["all"] == 1.0
+    assert report["agreement"]["before"]["accuracy"] == 0.5 == report["agreement"]["after_default"]["accuracy"]
+    for fold in report["folds"].values():
+        assert 0.68 < fold["limit"] < 1.0 and fold["after"]["accuracy"] == 1.0
+    assert report["agreement"]["after_out_of_fold"]["kappa"] == 1.0
