@@ -24,8 +24,8 @@ from filters.gates import GateResult
 WORK_SIDE = 256  # the crop's long side when measured
 BLUR_SIGMA = 1.0  # at WORK_SIDE: JPEG noise and fine texture are not edges
 STRONG_EDGE = 2.0  # a strong edge: at least this many times the crop's mean gradient ...
-MIN_EDGE = 20.0  # ... and at least a sharp step of 8 grey levels (sensor noise of sigma 3 stays under 12)
-MIN_OUTLINE_PX = 16  # a shorter outline (at WORK_SIDE) says nothing
+MIN_EDGE = 20.0  # ... and at least a sharp step of 8 grey levels at source size (sensor noise of sigma 3 stays under 12)
+MIN_OUTLINE_PX = 16  # a shorter outline (at WORK_SIDE: a sliver along the crop's edge) says nothing
 
 
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -61,7 +61,7 @@ def lab_gradient(rgb: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
 def mask_fit(source: np.ndarray, mask: np.ndarray, tolerance_px: float = 2.0, grown_px: int = 0) -> float | None:
     """Share (0-1) of the mask's outline within `tolerance_px` (pixels of the crop at
     WORK_SIDE) plus `grown_px` (source pixels) of a strong source edge; None when the mask has
-    no outline to judge (empty, the whole picture, or a speck)."""
+    no outline to judge (empty, or the whole picture)."""
     cropped = _outline_crop(source, mask)
     if cropped is None:
         return None
@@ -70,7 +70,8 @@ def mask_fit(source: np.ndarray, mask: np.ndarray, tolerance_px: float = 2.0, gr
     if line.sum() < MIN_OUTLINE_PX:
         return None
     gradient = lab_gradient(crop)
-    strong = gradient >= max(STRONG_EDGE * float(gradient.mean()), MIN_EDGE)
+    # an enlarged crop spreads each step over more pixels: the floor shrinks with it
+    strong = gradient >= max(STRONG_EDGE * float(gradient.mean()), MIN_EDGE / max(1.0, scale))
     reach = max(1, round(tolerance_px + grown_px * scale))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
     near_strong = cv2.dilate(strong.astype(np.uint8), kernel) > 0

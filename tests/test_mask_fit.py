@@ -51,6 +51,18 @@ def test_exact_mask_fits_and_bad_masks_do_not(scene):
     assert mask_fit(picture, np.roll(disc, 20, axis=1)) < 0.2  # a mask off to one side crosses the disc and the backdrop
 
 
+def test_a_small_faint_object_is_judged_at_the_same_relative_precision():
+    """A disc of radius 8 only 20 grey levels above its backdrop: its crop is enlarged to the
+    working size, and its outline still reads as on an edge, the cut as off one."""
+    yy, xx = np.mgrid[:HEIGHT, :WIDTH]
+    small = (yy - 120) ** 2 + (xx - 160) ** 2 <= 8**2
+    picture = np.full((HEIGHT, WIDTH, 3), 100.0)
+    picture[small] += 20
+    picture = np.clip(picture + np.random.default_rng(1).normal(0, 3, picture.shape), 0, 255).astype(np.uint8)
+    assert mask_fit(picture, small) > 0.95
+    assert mask_fit(picture, small & (xx < 160)) < 0.75
+
+
 def test_gate_passes_the_exact_mask_and_fails_the_cut_and_the_spill(scene):
     picture, disc = scene
     verdicts = {name: mask_fit_results(picture, mask, LIMITS)[0].passed for name, mask in (("exact", disc), ("cut", cut_in_half(disc)), ("spill", spilled(disc)))}
