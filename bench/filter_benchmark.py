@@ -66,7 +66,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "filter_benchmark.json"
 SPLITS = {"tune": ("coffee.png", "rocket.jpg"), "held_out": ("astronaut.png", "chelsea.png", "motorcycle_left.png")}
 
 
-LOCAL_GATES = ("outside_window_change", "inside_sharpness_ratio", "inside_noise_increase", "inside_colour_noise_increase", "inside_blockiness_increase")
+LOCAL_GATES = ("outside_window_change", "inside_sharpness_ratio", "inside_noise_increase", "inside_colour_noise_increase", "inside_blockiness_increase", "inside_edge_crispness")
 
 
 def split_of(row: Row) -> str:

@@ -57,6 +57,7 @@ COMMON_GATE_KEYS: dict[str, str] = {
     "inside_noise_increase": "max_inside_noise_increase",
     "inside_colour_noise_increase": "max_inside_colour_noise_increase",
     "inside_blockiness_increase": "max_inside_blockiness_increase",
+    "inside_edge_crispness": "min_inside_edge_crispness",
     "outside_window_change": "max_window_change",
     "mask_fit": "min_mask_fit",
 }

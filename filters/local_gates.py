@@ -8,6 +8,8 @@
   blockiness against the source's same region and its surroundings (a ring just outside the
   mask). The most lenient of the two references is used, since the edit may legitimately put new content there (a removed
   object's background is as smooth or textured as what was around it, not as the object).
+- the outline's crispness (`filters/edge_crispness.py`): a blurred region blends into its
+  surroundings at the mask's contour, which a new backdrop that is smooth on purpose does not.
 
 Measures are taken on the crop around the mask, so a small object costs little on a large
 picture. Thresholds: configs/filters/common_gates.yaml (`max_window_change`, `min_inside_*`,
@@ -19,6 +21,7 @@ import cv2
 import numpy as np
 
 from filters import image_stats
+from filters.edge_crispness import edge_crispness_ratio
 from filters.gates import GateResult
 
 MEAN_OF_CHANNELS = np.full((1, 3), 1 / 3, np.float32)
@@ -51,7 +54,7 @@ def inside_damage_results(source: np.ndarray, target: np.ndarray, mask: np.ndarr
     """Sharpness ratio, noise, colour noise and blockiness increase of the target inside the mask
     against the source inside and around it; a gate whose limit is null is left out, and a mask
     too small to measure gives no results."""
-    keys = ("min_inside_sharpness_ratio", "max_inside_noise_increase", "max_inside_colour_noise_increase", "max_inside_blockiness_increase")
+    keys = ("min_inside_sharpness_ratio", "max_inside_noise_increase", "max_inside_colour_noise_increase", "max_inside_blockiness_increase", "min_inside_edge_crispness")
     if not mask.any() or all(limits.get(k) is None for k in keys):
         return []
     ring_px = max(4, round(limits["inside_ring_fraction"] * max(mask.shape)))
@@ -83,6 +86,11 @@ def inside_damage_results(source: np.ndarray, target: np.ndarray, mask: np.ndarr
         on_grid = mask[grid].astype(bool)
         added = image_stats.blockiness(target[grid], on_grid) - image_stats.blockiness(source[grid], on_grid)
         results.append(GateResult.at_most("inside_blockiness_increase", added, limits["max_inside_blockiness_increase"]))
+    if limits.get("min_inside_edge_crispness") is not None:
+        # the crop's padding (ring and margin, 4 px and more) covers the bands the measure reads
+        crispness = edge_crispness_ratio(src, tgt, inside)
+        if crispness is not None:
+            results.append(GateResult.at_least("inside_edge_crispness", crispness, limits["min_inside_edge_crispness"]))
     return results
 
 
