@@ -21,6 +21,7 @@ import numpy as np
 
 from filters import image_stats
 from filters.edges import edge_f1
+from filters.gate_limits import edit_kind
 from filters.gate_stage import GateStage
 from filters.gates import GateResult, record_gates
 from filters.local_gates import local_gate_results
@@ -142,7 +143,7 @@ class CommonGatesStage(GateStage):
         target = decode_image(row["target_image"]["bytes"])
         mask = decode_mask(row["mask"]["bytes"]) if row.get("mask") else None
         edit = schema.loads(row.get("edit"))
-        limits = merged_limits(self.limits, self.per_task, self.per_kind, row["task"], edit.get("kind"))
+        limits = merged_limits(self.limits, self.per_task, self.per_kind, row["task"], edit_kind(row["task"], edit))
         results = common_gate_results(source, target, mask, limits, touched_margin_px(row))
         record_gates(row, results)
         note_gates_ran(row, [r.name for r in results], PIXEL)

@@ -126,3 +126,9 @@ def default_of(schema: dict, key: LimitKey):
     for part in key.path:
         node = node[part]
     return node
+
+
+def edit_kind(task: str, edit: dict) -> str | None:
+    """The kind of edit common_gates.per_kind is keyed by: the edit's `kind` (a tone edit's
+    `restore`), or a restyle's style (a pixel-art target is blocky on purpose, a watercolour soft)."""
+    return edit.get("kind") or (edit.get("style") if task == "style_transfer" else None)

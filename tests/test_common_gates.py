@@ -8,6 +8,7 @@ from PIL import Image
 
 from filters import image_stats
 from filters.common_gates import CommonGatesStage, kept_region, merged_limits
+from filters.gate_limits import edit_kind
 from filters.gates import GateResult, record_gates
 from pipeline.core import config, schema
 from pipeline.core.image_io import encode_png
@@ -170,10 +171,26 @@ def test_restorations_with_a_damaged_source_are_not_rejected(stage, photo, resto
 @pytest.mark.parametrize("style", sorted(RENDERERS))
 def test_classical_styles_pass_and_blurred_or_noisy_ones_do_not(stage, photo, style):
     target = RENDERERS[style](photo)
-    _, gates = _gates(stage, _row("style_transfer", photo, target))
+    _, gates = _gates(stage, _row("style_transfer", photo, target, edit={"style": style}))
     assert not _failed(gates), gates
     _, shifted = _gates(stage, _row("style_transfer", photo, _shift(target)))
     assert "shift" in _failed(shifted)
+
+
+@pytest.mark.parametrize("style", ["pencil_sketch", "colored_pencil", "line_art", "cartoon", "pixel_art"])
+def test_a_lightly_blurred_drawing_is_rejected_by_its_styles_own_limit(stage, photo, style):
+    """Lines, strokes and blocks keep the photo's detail: their limit is their style's own
+    (common_gates.per_kind), far above the task's, which a watercolour's softness sets."""
+    blurred = cv2.GaussianBlur(RENDERERS[style](photo), (0, 0), 1.0)
+    _, gates = _gates(stage, _row("style_transfer", photo, blurred, edit={"style": style}))
+    assert "sharpness_ratio" in _failed(gates)
+    assert gates["sharpness_ratio"]["threshold"] == 0.5
+
+
+def test_a_style_name_is_a_kind_only_for_restyles():
+    assert edit_kind("style_transfer", {"style": "pixel_art"}) == "pixel_art"
+    assert edit_kind("text_modification", {"style": "pixel_art"}) is None  # another task's "style" is not a restyle
+    assert edit_kind("tone_transformation", {"kind": "restore", "style": "x"}) == "restore"
 
 
 def test_the_style_limits_still_catch_blur_noise_and_an_unrelated_picture(stage, photo, other_photo):

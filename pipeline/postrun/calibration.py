@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from filters.gate_limits import default_of, limit_key
+from filters.gate_limits import default_of, edit_kind, limit_key
 from filters.gates import AT_LEAST, AT_MOST
 from pipeline.core import config as config_mod
 from pipeline.core import schema
@@ -121,7 +121,7 @@ def labelled(candidates: list[dict[str, Any]], verdicts: dict[str, Verdict], lim
         if verdict is None:
             continue
         scores = schema.loads(row["scores"])
-        kind = schema.loads(row["edit"]).get("kind")
+        kind = edit_kind(row["task"], schema.loads(row["edit"]))
         gates = {}
         for name, g in (scores.get("gates") or {}).items():
             key = limits.key_for(row["task"], kind, name, g)
