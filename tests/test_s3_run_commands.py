@@ -139,7 +139,8 @@ def test_review_puts_its_page_in_the_run_and_each_verdict_puts_the_whole_file(st
 
 def test_review_import_and_calibrate_write_into_the_run_on_the_store(store, tmp_path, capsys):
     _endpoint, fs, run = store
-    fs.rm("lab/run/review/verdicts.jsonl") if fs.exists("lab/run/review/verdicts.jsonl") else None
+    if fs.exists("lab/run/review/verdicts.jsonl"):  # the review test's
+        fs.rm("lab/run/review/verdicts.jsonl")
     ids = _committed_ids(run)
     # a verdict on the uncommitted attempt's row is refused: that row is not the run's
     bad = tmp_path / "bad.jsonl"
@@ -181,6 +182,18 @@ def test_verify_reads_the_committed_rows_and_writes_run_verify_on_the_store(stor
     assert "resumed from" in capsys.readouterr().err
 
 
+def test_verify_reads_an_exported_dataset_on_the_store(store):
+    from editor.data import DataError, load_triplets
+
+    _endpoint, fs, _run = store
+    fs.pipe("lab/exp/data/train-00000.parquet", _parquet(tone_rows(2, size=32)))
+    loaded = load_triplets(RunDir("s3://lab/exp/"), "ok", 16)
+    assert loaded.rows_kind == "dataset" and len(loaded.triplets) == 4
+    fs.pipe("lab/wds/data/train-000000.tar", b"tar")
+    with pytest.raises(DataError, match="s3://lab/wds is a WebDataset export"):
+        load_triplets(RunDir("s3://lab/wds/"), "ok", 16)
+
+
 def test_rejudge_writes_its_overlay_into_the_run_on_the_store_and_selects_again(store, capsys):
     _endpoint, fs, run = store
     shards = {p: fs.cat(p) for p in fs.find("lab/run/candidates")}
@@ -199,6 +212,8 @@ def test_rejudge_writes_its_overlay_into_the_run_on_the_store_and_selects_again(
     folders = {p.split("/")[4] for p in fs.find("lab/run/overlays/judge") if p.count("/") >= 5}
     assert folders == {second["overlay"].rsplit("/", 1)[1]}
     assert {p: fs.cat(p) for p in fs.find("lab/run/candidates")} == shards  # the shards are never rewritten
+    secret = DUMMY["AWS_SECRET_ACCESS_KEY"].encode()
+    assert not [p for p in fs.find("lab/run") if secret in fs.cat(p)]  # nor is a credential anywhere in the run
 
 
 @pytest.mark.parametrize("argv", [["verify", RUN], ["calibrate", RUN], ["review", RUN, "--no-serve"], ["review", "import", RUN, "x.jsonl"],
@@ -213,7 +228,7 @@ def test_no_credentials_or_no_store_is_one_line_naming_the_run(argv, store, monk
     closed = f"http://127.0.0.1:{free_port()}"
     assert main([*argv, "--set", f"io.endpoint_url={closed}", "--set", "io.retries=1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "cannot reach" in err
+    assert err.count("\n") == 1 and "cannot reach the store for s3://lab/run" in err
 
 
 @pytest.mark.parametrize("argv", [["calibrate", RUN], ["review", RUN, "--no-serve"]])

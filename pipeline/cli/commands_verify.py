@@ -13,7 +13,7 @@ import contextlib
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pipeline.cli.common import USAGE_ERROR, judge_flags
 from pipeline.core import config as config_mod
@@ -63,7 +63,7 @@ def _print(msg: str) -> None:
 
 
 @contextlib.contextmanager
-def output_folder(run: RunDir, out: str | None, io: dict | None) -> Iterator[tuple[Path, object]]:
+def output_folder(run: RunDir, out: str | None, io: dict | None) -> Iterator[tuple[Path, Callable[[str], None]]]:
     """The local folder verify writes in, and its log. A local output is that folder itself; one
     on a store is a temporary folder holding what the store has there, put back on the store when
     verify ends (also on failure), with the temporary folder's name in metrics.json and the log
