@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -135,6 +136,40 @@ def test_review_puts_its_page_in_the_run_and_each_verdict_puts_the_whole_file(st
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     _no_secret(out, err, *lines)
+
+
+def test_a_verdict_the_store_does_not_take_is_an_error_answer_and_changes_nothing(store, tmp_path, monkeypatch):
+    """The working copy changes only once the store has the whole file: a failed PUT leaves both."""
+    import threading
+
+    from pipeline.core.run_store import RunStore
+    from pipeline.postrun.review_page import write_review_page
+    from pipeline.postrun.review_server import ReviewServer
+
+    _endpoint, fs, run = store
+    write_review_page(RUN, 2, 1, folder=tmp_path)
+    before = fs.cat("lab/run/review/verdicts.jsonl") if fs.exists("lab/run/review/verdicts.jsonl") else None
+    server = ReviewServer(RUN, 0, tmp_path)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    working = tmp_path / "verdicts.jsonl"
+    kept = working.read_bytes() if working.exists() else None
+    entry = json.loads(fs.cat("lab/run/review/sample.json"))["samples"][0]
+
+    def unreachable(self, rel, data):
+        raise OSError(5, "connection reset by the store")
+
+    monkeypatch.setattr(RunStore, "write", unreachable)
+    body = json.dumps({**_verdict(entry["sample_id"]), "task": entry["task"]}).encode()
+    request = urllib.request.Request(server.url + "verdicts", data=body, method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(request, timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failed.value.code == 500 and "connection reset by the store" in json.loads(failed.value.read())["error"]
+    assert (working.read_bytes() if working.exists() else None) == kept
+    assert (fs.cat("lab/run/review/verdicts.jsonl") if fs.exists("lab/run/review/verdicts.jsonl") else None) == before
 
 
 def test_review_import_and_calibrate_write_into_the_run_on_the_store(store, tmp_path, capsys):
