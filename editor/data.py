@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from pipeline.core import schema
+from pipeline.core.run_dir import RunDir, StoredFile
 from pipeline.postrun.readers import RowsNotFound, triplet_shards
 
 COLUMNS = ["sample_id", "task", "status", "source_image", "target_image", "instruction_en", "source_sha256"]
@@ -38,12 +39,12 @@ class Triplet:
 @dataclass
 class Loaded:
     triplets: list[Triplet]
-    files: list[Path]
+    files: list[Path | StoredFile]
     rows_kind: str
     skipped: Counter = field(default_factory=Counter)
 
 
-def shard_files(folder: Path, rows: str) -> tuple[list[Path], str]:
+def shard_files(folder: Path | RunDir, rows: str) -> tuple[list[Path | StoredFile], str]:
     """The Parquet files `verify` reads (`pipeline.postrun.readers` knows the run layout)."""
     try:
         return triplet_shards(folder, rows)
@@ -58,11 +59,22 @@ def square(png: bytes, size: int) -> np.ndarray:
         return np.asarray(image.convert("RGB").resize((size, size), Image.LANCZOS))
 
 
-def load_triplets(folder: Path, rows: str = "ok", size: int = 32, tasks: set[str] | None = None) -> Loaded:
+def _read_columns(path: Path | StoredFile):
+    """The COLUMNS a shard has (an exported dataset may lack some); a stored shard is read
+    through its store on one thread, as `run_store.read_parquet` reads it."""
+    if isinstance(path, StoredFile):
+        with path.open("rb") as handle:
+            shard = pq.ParquetFile(handle)
+            return shard.read(columns=[c for c in COLUMNS if c in shard.schema_arrow.names], use_threads=False)
+    return pq.read_table(path, columns=[c for c in COLUMNS if c in pq.read_schema(path).names])
+
+
+def load_triplets(folder: Path | RunDir, rows: str = "ok", size: int = 32, tasks: set[str] | None = None) -> Loaded:
+    """A folder's triplets: a local Path, or a `RunDir` (local or on a store)."""
     files, kind = shard_files(folder, rows)
     loaded = Loaded([], files, kind)
     for path in files:
-        table = pq.read_table(path, columns=[c for c in COLUMNS if c in pq.read_schema(path).names])
+        table = _read_columns(path)
         for row in table.to_pylist():
             if tasks is not None and row["task"] not in tasks:
                 continue

@@ -1,12 +1,15 @@
 """`calibrate`: fit the gates' limits and select.min_o to people's verdicts on a run, report the
-agreement, and write the fitted limits as a config layer."""
+agreement, and write the fitted limits as a config layer. The run is local or on a store by URI
+(`--set io.*`); the layer goes into it unless `--out` names another file, local or by URI."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from pipeline.cli.common import RUN_FAILED, USAGE_ERROR
+from pipeline.cli.run_io import add_io_set
+from pipeline.core.run_dir import RunDir, StoredFile
+from pipeline.core.run_store import file_at
 from pipeline.core.task_names import UnknownTaskError, parse_tasks
 
 
@@ -18,15 +21,17 @@ def add_parser(sub) -> None:
     )
     ca.add_argument("run_dir")
     ca.add_argument("--target-precision", type=float, default=0.9, help="share of kept rows people keep (default 0.9)")
-    ca.add_argument("--out", help="the config layer to write (default: RUN/review/calibrated.yaml)")
+    ca.add_argument("--out", help="the config layer to write, local or on a store by URI (default: RUN/review/calibrated.yaml)")
     ca.add_argument("--task", help="only these tasks (a task, alias or comma list)")
     ca.add_argument("--min-verdicts", type=int, default=10, help="fit a task's limits only with at least this many verdicts on it (default 10)")
+    add_io_set(ca)
 
 
 def cmd_calibrate(args) -> int:
     from pipeline.postrun.calibration import (
         CalibrationError,
         calibrate_run,
+        calibration_file,
         default_layer_file,
     )
     from pipeline.postrun.calibration_layer import (
@@ -35,7 +40,7 @@ def cmd_calibrate(args) -> int:
         write_layer,
     )
 
-    run = Path(args.run_dir)
+    run = RunDir(args.run_dir)  # main gives a RunDir that carries the --set io.* settings
     try:
         tasks = parse_tasks(args.task) if args.task else None
     except UnknownTaskError as exc:
@@ -52,7 +57,7 @@ def cmd_calibrate(args) -> int:
     except CalibrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return RUN_FAILED
-    out = Path(args.out) if args.out else default_layer_file(run)
+    out = file_at(args.out, run.store.io) if args.out else default_layer_file(run)
     write_layer(result, out)
     print(agreement_table(result))
     print()
@@ -62,5 +67,7 @@ def cmd_calibrate(args) -> int:
             print(f"{task}: limits left as they are ({info['left_alone_because']})")
         elif not info["target_reached"]:
             print(f"{task}: no limits reach precision {args.target_precision:g}; fitted to the most precise")
-    print(f"wrote {run / 'review' / 'calibration.json'} and {out} (use it with --config {out})")
+    # --config reads local files: a layer on a store is copied down first
+    use = "copy it to a local file to use it with --config" if isinstance(out, StoredFile) else f"use it with --config {out}"
+    print(f"wrote {calibration_file(run)} and {out} ({use})")
     return 0

@@ -1,7 +1,8 @@
 """`rejudge RUN`: the judge run again over a finished run's committed candidates, into a judge
 overlay that selection, the report and export read (pipeline/postrun/rejudge.py). The run's own
 judge settings are the base; `--judge-url/--judge-model` and `--set judge.KEY=VALUE` change them.
-Nothing else of the run's configuration can change here: that would be another run."""
+Nothing else of the run's configuration can change here: that would be another run. RUN is local
+or on a store by URI; `--set io.KEY=VALUE` says how to reach it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import yaml
 
 from pipeline.cli.common import RUN_FAILED, USAGE_ERROR, judge_flags
+from pipeline.cli.run_io import without_io
 from pipeline.core import config as config_mod
 from pipeline.core.run_dir import RunDir
 from pipeline.core.task_names import UnknownTaskError, parse_tasks
@@ -25,7 +27,8 @@ def add_parser(sub) -> None:
     rj.add_argument("run_dir")
     rj.add_argument("--judge-url", help="OpenAI-compatible base URL of the judge, e.g. http://host:8000/v1 (key: OPENAI_API_KEY)")
     rj.add_argument("--judge-model", help="the served judge's model name")
-    rj.add_argument("--set", action="append", default=[], metavar="judge.KEY=VALUE", help="change one judge setting, e.g. judge.backend=qwen")
+    rj.add_argument("--set", action="append", default=[], metavar="judge.KEY=VALUE",
+                    help="change one judge setting, e.g. judge.backend=qwen; io.* keys say how to reach a run on a store")
     rj.add_argument("--task", help="re-judge only these tasks (a task, alias or comma list); others keep the run's judgements")
 
 
@@ -35,7 +38,7 @@ def rejudge_config(run: RunDir, args) -> dict:
     if not run.store.exists("config.yaml"):
         raise config_mod.ConfigError(f"{run.root} is not a run folder (no config.yaml)")
     cfg = yaml.safe_load(run.store.read_text("config.yaml"))
-    layers = [config_mod.parse_set(item) for item in args.set]
+    layers = [config_mod.parse_set(item) for item in without_io(args.set)]  # io.* is how to reach the run, not its config
     for layer in layers:
         if set(layer) != {"judge"}:
             raise config_mod.ConfigError(f"--set {next(iter(layer))}...: rejudge changes only judge.* keys (anything else would be another run)")
@@ -51,7 +54,7 @@ def cmd_rejudge(args) -> int:
     from pipeline.postrun.rejudge import RejudgeError, rejudge_run
     from pipeline.postrun.selection import SelectionError
 
-    run = RunDir(args.run_dir)
+    run = RunDir(args.run_dir)  # main gives a RunDir that carries the --set io.* settings
     try:
         cfg = rejudge_config(run, args)
         tasks = parse_tasks(args.task) if args.task else None

@@ -125,7 +125,7 @@ def _add_verify(sub) -> None:
     ve = sub.add_parser("verify", help="train the bundled editor on a run's triplets and score held-out edits",
                         description="Train the bundled editor (or run FLUX.1 Kontext) and score held-out edits against identity and mean-edit baselines.")
     ve.add_argument("run_dir", metavar="RUN_OR_HQ_DIR", help="a run folder, or an exported dataset / folder of Parquet shards")
-    ve.add_argument("--out", help="folder for metrics.json, loss_curve.png, gallery.png, checkpoints (default: RUN/verify)")
+    ve.add_argument("--out", help="folder for metrics.json, loss_curve.png, gallery.png, checkpoints, local or on a store by URI (default: RUN/verify)")
     ve.add_argument("--rows", choices=["ok", "hq"], default="ok", help="a run's ok candidates (default) or its hq/ subset")
     ve.add_argument("--editor", choices=["bundled", "flux-kontext"], default="bundled")
     ve.add_argument("--steps", type=int, help="training steps per model (default: editor.train.steps)")
@@ -135,7 +135,8 @@ def _add_verify(sub) -> None:
     ve.add_argument("--no-control", action="store_true", help="skip the shuffled-instruction control")
     ve.add_argument("--profile", default="tiny", help="models: tiny (the twins, default on a CPU) or gpu (the registry's checkpoints)")
     ve.add_argument("--config", action="append", default=[], help="extra YAML layer (repeatable)")
-    ve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. editor.dit.double_blocks=4")
+    ve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="e.g. editor.dit.double_blocks=4; io.* keys say how to reach a run on a store")
     ve.add_argument("--judge-url", help="score the editor's outputs with a served VIEScore judge")
     ve.add_argument("--judge-model")
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.core.run_dir import RunDir
 
         try:
-            io = io_settings(args.command, args.set, also=("select",) if args.command == "select" else ())
+            io = io_settings(args.command, args.set)
         except config_mod.ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return USAGE_ERROR

@@ -223,6 +223,30 @@ class RunStore:
             raise
         self._call(rel, handle.close)
 
+    def put_folder(self, local: Path, folder: str, skip: tuple[str, ...] = ()) -> list[str]:
+        """Every file under a local folder written into `folder` of the run, each whole, by its
+        name relative to `local` (except the names in `skip`): outputs a command draws on local
+        disk, then puts into a run on a store. Returns the names written."""
+        written = []
+        for path in sorted(p for p in Path(local).rglob("*") if p.is_file()):
+            name = path.relative_to(local).as_posix()
+            if name not in skip:
+                self.write(f"{folder}/{name}" if folder else name, path.read_bytes())
+                written.append(name)
+        return written
+
+    def get_folder(self, folder: str, local: Path) -> list[str]:
+        """Every file under `folder` of the run copied into a local folder (what a command that
+        resumes from its earlier outputs, such as checkpoints, needs on local disk)."""
+        got = []
+        for rel in self.walk(folder):
+            name = rel[len(folder) + 1 :] if folder else rel
+            target = Path(local) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(self.read_bytes(rel))
+            got.append(name)
+        return got
+
     # --- reaching it -------------------------------------------------------------------------
 
     def check_reachable(self) -> None:
@@ -236,6 +260,15 @@ class RunStore:
             return
         except Exception as exc:  # every store raises its own types
             raise InputError(failure_message(str(self.root), exc).replace("cannot read", "cannot reach", 1)) from None
+
+
+def file_at(where: str | Path, io: dict[str, Any] | None = None) -> Path | "StoredFile":
+    """One file by its full name, a local path or a URI on a store (an output a command was told
+    to write elsewhere than into the run)."""
+    if not is_remote(str(where)):
+        return Path(where)
+    parent, name = str(where).rstrip("/").rsplit("/", 1)
+    return RunStore(parent, io).file(name)
 
 
 @contextlib.contextmanager

@@ -3,7 +3,8 @@ the candidates' recorded gate values and judge O, measures how the gates and the
 people per task (today's limits and fitted ones), fits the limits and select.min_o to a target
 precision of "keep" (threshold_fit), and writes RUN/review/calibration.json and a config layer of
 the limits it moved (calibration_layer). The verdicts come through verdicts.load_verdicts, which
-checks every line against the run (its config_hash, its candidate rows)."""
+checks every line against the run (its config_hash, its candidate rows). The run is local or on a
+store: everything is read through its store, committed candidates only, and written into it."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import yaml
 
 from filters.gate_limits import default_of, edit_kind, limit_key
 from filters.gates import AT_LEAST, AT_MOST
 from pipeline.core import config as config_mod
 from pipeline.core import schema
-from pipeline.core.run_dir import RunDir, atomic_write
+from pipeline.core.run_dir import RunDir, StoredFile, atomic_write
+from pipeline.core.run_store import read_parquet
 from pipeline.postrun.agreement import agreement
 from pipeline.postrun.judge_overlay import apply_to_rows, load_overlay
 from pipeline.postrun.selection import candidate_files
@@ -35,6 +36,7 @@ from pipeline.postrun.threshold_fit import (
     kept,
 )
 from pipeline.postrun.verdicts import (
+    Run,
     Verdict,
     VerdictError,
     load_verdicts,
@@ -49,12 +51,12 @@ class CalibrationError(ValueError):
     """The run or its verdicts cannot be calibrated; one line naming what."""
 
 
-def calibration_file(run_dir: Path) -> Path:
-    return Path(run_dir) / "review" / "calibration.json"
+def calibration_file(run_dir: Run) -> Path | StoredFile:
+    return RunDir(run_dir).store.file("review/calibration.json")
 
 
-def default_layer_file(run_dir: Path) -> Path:
-    return Path(run_dir) / "review" / "calibrated.yaml"
+def default_layer_file(run_dir: Run) -> Path | StoredFile:
+    return RunDir(run_dir).store.file("review/calibrated.yaml")
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -62,12 +64,12 @@ def default_layer_file(run_dir: Path) -> Path:
 
 def _run_identity(run: RunDir) -> tuple[str, dict[str, Any]]:
     """The run's config_hash (what verdicts name) and its saved config."""
-    if not run.manifest_file.is_file():
+    if not run.manifest_file.exists():
         raise CalibrationError(f"{run.root} has no manifest.json: not a finished run folder")
     config_hash = json.loads(run.manifest_file.read_text()).get("config_hash")
     if not config_hash:
         raise CalibrationError(f"{run.manifest_file}: no config_hash")
-    cfg = yaml.safe_load(run.config_file.read_text()) if run.config_file.is_file() else {}
+    cfg = yaml.safe_load(run.config_file.read_text()) if run.config_file.exists() else {}
     return config_hash, cfg or {}
 
 
@@ -76,7 +78,7 @@ def read_candidates(run: RunDir) -> list[dict[str, Any]]:
     overlay = load_overlay(run)
     rows: list[dict[str, Any]] = []
     for path in candidate_files(run):
-        part = pq.read_table(path, columns=COLUMNS).to_pylist()
+        part = read_parquet(path, COLUMNS).to_pylist()
         rows += apply_to_rows(part, overlay.entries(path)) if overlay else part
     return rows
 
@@ -186,7 +188,7 @@ def _moved_limits(task_rows: list[LabelledRow], today: Fit, fitted: Fit) -> list
 
 
 def calibrate_run(
-    run_dir: Path, target_precision: float = 0.9, tasks: list[str] | None = None, min_verdicts: int = MIN_VERDICTS
+    run_dir: Run, target_precision: float = 0.9, tasks: list[str] | None = None, min_verdicts: int = MIN_VERDICTS
 ) -> dict[str, Any]:
     """Fit and measure; write RUN/review/calibration.json. Returns what it wrote. A task with fewer
     than `min_verdicts` verdicts keeps its limits: fewer would fit noise."""
@@ -194,11 +196,11 @@ def calibrate_run(
         raise CalibrationError(f"--target-precision: expected a share in (0, 1], got {target_precision}")
     if min_verdicts < 2:
         raise CalibrationError(f"--min-verdicts: expected at least 2, got {min_verdicts}")
-    run = RunDir(Path(run_dir))
+    run = RunDir(run_dir)
     config_hash, run_cfg = _run_identity(run)
-    path = verdicts_file(run.root)
+    path = verdicts_file(run)
     try:
-        verdicts = load_verdicts(run.root)
+        verdicts = load_verdicts(run)
     except VerdictError as exc:
         raise CalibrationError(str(exc)) from None
     if not verdicts:
@@ -241,5 +243,5 @@ def calibrate_run(
         result["tasks"][task]["target_reached"] = precision is not None and precision >= target_precision
     everyone = [r for rows in rows_by_task.values() for r in rows]
     result["overall"] = {"verdicts": len(everyone), "agreement": measures(everyone, today, fitted)}
-    atomic_write(calibration_file(run.root), json.dumps(result, indent=1).encode())
+    atomic_write(calibration_file(run), json.dumps(result, indent=1).encode())
     return result

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from pipeline.core.run_dir import atomic_write
+from pipeline.core.run_dir import StoredFile, atomic_write
 from pipeline.engine.manifest import text_table
 
 
@@ -45,10 +45,10 @@ def header(result: dict[str, Any]) -> str:
     return "".join(f"# {line}\n" for line in lines)
 
 
-def write_layer(result: dict[str, Any], path: Path) -> dict[str, Any]:
+def write_layer(result: dict[str, Any], path: Path | StoredFile) -> dict[str, Any]:
     layer = layer_of(result)
     body = yaml.safe_dump(layer, sort_keys=True) if layer else "{}\n"
-    atomic_write(Path(path), (header(result) + body).encode())
+    atomic_write(path if isinstance(path, StoredFile) else Path(path), (header(result) + body).encode())
     return layer
 
 

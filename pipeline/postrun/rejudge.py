@@ -7,13 +7,14 @@ its client, an in-process Qwen is one model), each shard's overlay committed as 
 commits: the Parquet file, then its record, both by atomic_write. An interrupted rejudge resumes
 at the first shard without a record. Each judge gets its own overlay, made active (and the
 others removed) only once it covers every shard: until then selection reads what it read before.
-The server is probed first and the circuit breaker applies, as in `run`."""
+The server is probed first and the circuit breaker applies, as in `run`. The run is local or on a
+store: candidates are read and the overlay written through its store (each file whole: an
+atomic rename locally, one PUT on a store)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -39,7 +40,6 @@ from pipeline.postrun.judge_overlay import (
     counts,
     info_file,
     load_overlay,
-    overlays_root,
     read_json,
     read_overlay,
     record_file,
@@ -77,11 +77,12 @@ def start_overlay(run: RunDir, info: dict[str, Any]) -> None:
 
 
 def activate(run: RunDir, identity: str) -> None:
-    """Readers switch to this overlay in one rename; the other overlays go afterwards."""
+    """Readers switch to this overlay in one write (a rename, or one PUT on a store); the other
+    overlays go afterwards."""
     atomic_write(active_file(run), json.dumps({"identity": identity, "activated_at": time.time()}).encode())
-    for folder in overlays_root(run).iterdir():
-        if folder.is_dir() and folder.name != identity:
-            shutil.rmtree(folder, ignore_errors=True)
+    others = {rel.split("/")[2] for rel in run.store.walk(OVERLAY_DIR) if rel.count("/") >= 3} - {identity}  # overlays/judge/<identity>/...
+    for other in sorted(others):
+        run.store.remove_folder(f"{OVERLAY_DIR}/{other}")
 
 
 def judge_shard(run: RunDir, candidate: str, candidate_sha: str, stage: JudgeStage, identity: str,

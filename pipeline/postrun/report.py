@@ -252,8 +252,7 @@ def write_report(run_dir: RunDir | Path | str, out: Path | None = None, per_task
         with tempfile.TemporaryDirectory(prefix="report-") as tmp:
             _write_report(run, Path(tmp), per_task, page_size)
             run.store.remove_folder("report")
-            for path in sorted(p for p in Path(tmp).rglob("*") if p.is_file()):
-                run.store.write(f"report/{path.relative_to(tmp)}", path.read_bytes())
+            run.store.put_folder(Path(tmp), "report")
         return run.store.file("report/index.html")
     return _write_report(run, Path(out) if out is not None else run.root / "report", per_task, page_size)
 

@@ -1,7 +1,9 @@
 """The review page's server: stdlib http.server on 127.0.0.1 only. GET serves RUN/review/ (the
 page, its thumbnails, verdicts.jsonl so a reopened page shows what was done); POST /verdicts
 checks one verdict against the contract, the run's id and the sample, and appends it to
-RUN/review/verdicts.jsonl."""
+RUN/review/verdicts.jsonl. A run on a store is served from a local folder holding its page and a
+working copy of its verdicts file; each verdict puts the whole file on the store
+(`verdicts.append_verdict`)."""
 
 from __future__ import annotations
 
@@ -11,10 +13,13 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from pipeline.core.run_dir import RunDir
 from pipeline.postrun.review_sample import read_sample
 from pipeline.postrun.verdicts import (
+    Run,
     VerdictError,
     append_verdict,
+    fetch_verdicts,
     parse_verdict,
     review_dir,
     run_id,
@@ -80,8 +85,8 @@ class _Handler(SimpleHTTPRequestHandler):
             return self._json(400, {"error": "not JSON"})
         try:
             with self.server.lock:
-                append_verdict(self.server.run, verdict)
-        except OSError as exc:  # disk full, folder gone: the page shows NOT SAVED and keeps the verdict
+                append_verdict(self.server.run, verdict, self.server.working)
+        except OSError as exc:  # disk full, folder gone, store unreachable: the page shows NOT SAVED and keeps the verdict
             return self._json(500, {"error": f"cannot append to the verdicts file: {exc.strerror or exc}"})
         self._json(200, {"ok": True, "sample_id": verdict.sample_id})
 
@@ -90,16 +95,24 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 class ReviewServer(ThreadingHTTPServer):
-    """Serves a run's review folder on 127.0.0.1; port 0 takes a free one."""
+    """Serves a run's review folder on 127.0.0.1; port 0 takes a free one. A run on a store is
+    served from `folder`, where its page was drawn; its verdicts so far are copied there first."""
 
     daemon_threads = True
 
-    def __init__(self, run: Path, port: int = 0):
-        self.run = Path(run)
+    def __init__(self, run: Run, port: int = 0, folder: Path | None = None):
+        self.run = RunDir(run)
         self.run_id = run_id(self.run)
         self.tasks = {s["sample_id"]: s["task"] for s in read_sample(self.run)["samples"]}
         self.lock = threading.Lock()
-        super().__init__((HOST, port), partial(_Handler, directory=str(review_dir(self.run))))
+        if self.run.store.remote:
+            if folder is None:
+                raise ValueError("a run on a store is reviewed from a local folder holding its page")
+            self.working: Path | None = Path(folder) / "verdicts.jsonl"
+            fetch_verdicts(self.run, self.working)
+        else:
+            folder, self.working = review_dir(self.run), None
+        super().__init__((HOST, port), partial(_Handler, directory=str(folder)))
 
     @property
     def url(self) -> str:

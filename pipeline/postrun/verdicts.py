@@ -1,6 +1,9 @@
 """People's verdicts on a run's candidate rows: the one reader and validator of
 RUN/review/verdicts.jsonl, shared by the review page's server, `review import` and `calibrate`.
 
+The run is local or on a store (`RunDir`); its candidates are read through the run's store, its
+committed files only.
+
 One JSON line per verdict, a fixed contract:
   {"sample_id": str, "run": <manifest.json's config_hash>, "verdict": "keep"|"reject",
    "score": int 1-5 or null, "note": str, "task": str, "reviewer": str or null, "at": ISO-8601 UTC}
@@ -15,9 +18,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Mapping
 
-import pyarrow.parquet as pq
+from pipeline.core.run_dir import RunDir, StoredFile, atomic_write
+from pipeline.core.run_store import read_parquet
 
-from pipeline.core.run_dir import atomic_write
+Run = RunDir | Path | str
+File = Path | StoredFile  # as the run's store gives it out: a Path on a local run
+VERDICTS_NAME = "review/verdicts.jsonl"
 
 VERDICTS = ("keep", "reject")
 FIELDS = ("sample_id", "run", "verdict", "score", "note", "task", "reviewer", "at")
@@ -51,18 +57,19 @@ class Verdict:
         return (self.verdict, self.score, self.note) == (other.verdict, other.score, other.note)
 
 
-def review_dir(run: Path) -> Path:
-    return Path(run) / "review"
+def review_dir(run: Run) -> File:
+    return RunDir(run).store.file("review")
 
 
-def verdicts_file(run: Path) -> Path:
-    return review_dir(run) / "verdicts.jsonl"
+def verdicts_file(run: Run) -> File:
+    return RunDir(run).store.file(VERDICTS_NAME)
 
 
-def run_id(run: Path) -> str:
+def run_id(run: Run) -> str:
     """The run's config_hash from manifest.json: what every verdict of this run carries as `run`."""
-    path = Path(run) / "manifest.json"
-    if not path.is_file():
+    run = RunDir(run)
+    path = run.manifest_file
+    if not path.exists():
         raise VerdictError(f"{run} is not a finished run folder (no manifest.json)")
     try:
         value = json.loads(path.read_text()).get("config_hash")
@@ -73,11 +80,12 @@ def run_id(run: Path) -> str:
     return value
 
 
-def candidate_tasks(run: Path) -> dict[str, str]:
-    """sample_id -> task of every candidate row (ok or rejected) of the run; light columns only."""
+def candidate_tasks(run: Run) -> dict[str, str]:
+    """sample_id -> task of every committed candidate row (ok or rejected) of the run; light columns only."""
+    run = RunDir(run)
     out: dict[str, str] = {}
-    for path in sorted((Path(run) / "candidates").glob("*.parquet")):
-        table = pq.read_table(path, columns=["sample_id", "task"])
+    for rel in run.committed_files("candidates"):
+        table = read_parquet(run.store.file(rel), columns=["sample_id", "task"])
         out.update(zip(table.column("sample_id").to_pylist(), table.column("task").to_pylist()))
     return out
 
@@ -127,12 +135,13 @@ def _check_utc(sid: str, at: Any) -> None:
         raise VerdictError(problem)
 
 
-def read_verdicts(path: Path, run: str, tasks: Mapping[str, str], allow_changes: bool) -> list[Verdict]:
+def read_verdicts(path: File | str, run: str, tasks: Mapping[str, str], allow_changes: bool) -> list[Verdict]:
     """Every verdict of a file, in file order, all checked before any is returned: a broken line
     raises VerdictError naming the file and line. `allow_changes=False` (an import) also refuses
     two lines for one sample_id that disagree."""
+    path = Path(path) if isinstance(path, str) else path
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise VerdictError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
     out: list[Verdict] = []
@@ -157,7 +166,7 @@ def latest(verdicts: list[Verdict]) -> dict[str, Verdict]:
     return {v.sample_id: v for v in verdicts}
 
 
-def load_verdicts(run: Path) -> dict[str, Verdict]:
+def load_verdicts(run: Run) -> dict[str, Verdict]:
     """sample_id -> the latest verdict on it, from RUN/review/verdicts.jsonl, every line checked
     against the run (its config_hash and its candidate rows). VerdictError when the file is
     missing or a line is broken; an empty file gives {}."""
@@ -167,14 +176,37 @@ def load_verdicts(run: Path) -> dict[str, Verdict]:
     return latest(read_verdicts(path, run_id(run), candidate_tasks(run), allow_changes=True))
 
 
-def append_verdict(run: Path, verdict: Verdict) -> None:
-    """One verdict at the end of the run's verdicts file, on disk before this returns."""
-    path = verdicts_file(run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(verdict.to_line() + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+def append_verdict(run: Run, verdict: Verdict, working: Path | None = None) -> None:
+    """One verdict at the end of the run's verdicts file, saved before this returns. A local run's
+    file is appended to. A store cannot append: a run on one keeps a local working copy
+    (`working`, which the review server also serves), and each verdict puts the whole file, the
+    copy plus the new line, in one PUT; the copy changes only once the store has it, so a failed
+    upload leaves both as they were."""
+    run = RunDir(run)
+    if not run.store.remote:
+        path = verdicts_file(run)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(verdict.to_line() + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return
+    if working is None:
+        raise ValueError("a run on a store appends through a local working copy of its verdicts file")
+    before = working.read_bytes() if working.exists() else b""
+    if before and not before.endswith(b"\n"):
+        before += b"\n"
+    data = before + (verdict.to_line() + "\n").encode()
+    run.store.write(VERDICTS_NAME, data)
+    atomic_write(working, data)
+
+
+def fetch_verdicts(run: Run, working: Path) -> None:
+    """The run's verdicts file copied to the local working copy (a run on a store), so verdicts
+    given earlier are shown by the page and kept by the next upload."""
+    run = RunDir(run)
+    if run.store.exists(VERDICTS_NAME):
+        atomic_write(working, run.store.read_bytes(VERDICTS_NAME))
 
 
 @dataclass(frozen=True)
@@ -184,18 +216,17 @@ class ImportResult:
     unchanged: int  # lines that repeat the latest verdict (not written again)
 
 
-def import_verdicts(run: Path, source: Path) -> ImportResult:
+def import_verdicts(run: Run, source: Path) -> ImportResult:
     """Merge a verdicts file (the review page's download, another reviewer's file) into the run's:
     every line of both is checked first, then the new judgements are added in one atomic write,
     so a bad file changes nothing."""
-    run = Path(run)
+    run = RunDir(run)
     ident, tasks = run_id(run), candidate_tasks(run)
     incoming = latest(read_verdicts(source, ident, tasks, allow_changes=False))
     target = verdicts_file(run)
     current = latest(read_verdicts(target, ident, tasks, allow_changes=True)) if target.exists() else {}
     added = [v for sid, v in incoming.items() if sid not in current or not current[sid].same_judgement(v)]
-    if added:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    if added:  # one whole write (a rename, or one PUT on a store): a store cannot append
         before = target.read_bytes() if target.exists() else b""
         if before and not before.endswith(b"\n"):
             before += b"\n"
