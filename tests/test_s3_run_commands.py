@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from pipeline.cli.main import main
 from pipeline.core import config as config_mod
 from pipeline.core import schema
 from pipeline.core.run_dir import RunDir
+from pipeline.core.run_store import read_parquet
 from pipeline.engine.shard_writer import ShardWriter
 from tests.editor_rows import tone_rows
 from tests.fake_judge_server import FakeJudgeServer
@@ -89,7 +91,7 @@ def store():
 def _committed_ids(run: RunDir) -> dict[str, str]:
     out = {}
     for rel in run.committed_files("candidates"):
-        out.update((r["sample_id"], r["status"]) for r in pq.read_table(run.store.open(rel), columns=["sample_id", "status"]).to_pylist())
+        out.update((r["sample_id"], r["status"]) for r in read_parquet(run.store.file(rel), columns=["sample_id", "status"]).to_pylist())
     return out
 
 
@@ -229,15 +231,18 @@ def test_verify_reads_an_exported_dataset_on_the_store(store):
         load_triplets(RunDir("s3://lab/wds/"), "ok", 16)
 
 
-def test_rejudge_writes_its_overlay_into_the_run_on_the_store_and_selects_again(store, capsys):
+def test_rejudge_writes_its_overlay_into_the_run_on_the_store_and_selects_again(store, capsys, monkeypatch):
     _endpoint, fs, run = store
+    # selection hands its hashing to a Ray that is already up; the session's Ray (other tests')
+    # started its workers before this emulator's credentials were set, so it is hidden here
+    monkeypatch.setitem(sys.modules, "ray", None)
     shards = {p: fs.cat(p) for p in fs.find("lab/run/candidates")}
     with FakeJudgeServer(default="good:8,7") as server:
         assert main(["rejudge", RUN, "--judge-url", server.base_url, "--judge-model", "fake-judge"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["rejudged"] == 2 and first["selection"]["selected"] >= 1
     assert json.loads(fs.cat("lab/run/overlays/judge/active.json"))["identity"] == first["overlay"].rsplit("/", 1)[1]
-    selected = pq.read_table(fs.open("lab/run/selection/selection.parquet")).to_pylist()
+    selected = pq.read_table(pa.BufferReader(fs.cat("lab/run/selection/selection.parquet"))).to_pylist()
     assert GHOST not in {r["sample_id"] for r in selected}
     assert all(r["judge_state"] == "scored" and r["o"] == pytest.approx(7.0) for r in selected if r["status"] == "ok")
     # another judge: its overlay becomes the one in use, and the first one's folder goes from the store
