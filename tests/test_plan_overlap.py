@@ -12,7 +12,6 @@ import pytest
 from pipeline.cli.commands_run import _run_config
 from pipeline.cli.main import build_parser, main
 from pipeline.core import config
-from pipeline.core import run_dir as run_dir_mod
 from pipeline.core.run_dir import RunDir
 from pipeline.engine import runner
 
@@ -63,12 +62,6 @@ def _slowed_lister(out: Path, after: int, seen: dict, then_fail: bool = False):
     return records
 
 
-@pytest.fixture
-def one_shard_per_file(monkeypatch):
-    # a plan file per shard, so the 6 sample inputs make 6 plan files (4096 inputs a file otherwise)
-    monkeypatch.setattr(run_dir_mod, "PLAN_FILE_INPUTS", 1)
-
-
 @pytest.fixture(scope="module")
 def plain_rows(ray_address, tmp_path_factory):
     out = tmp_path_factory.mktemp("plain") / "run"
@@ -77,7 +70,7 @@ def plain_rows(ray_address, tmp_path_factory):
     return _rows(out)
 
 
-def test_the_first_shard_commits_before_the_listing_ends(plain_rows, one_shard_per_file, monkeypatch, tmp_path):
+def test_the_first_shard_commits_before_the_listing_ends(plain_rows, monkeypatch, tmp_path):
     out, seen = tmp_path / "run", {}
     monkeypatch.setattr(runner, "iter_records", _slowed_lister(out, 2, seen))
     result = runner.run_shards(_cfg(out), log=lambda m: None)
@@ -88,16 +81,17 @@ def test_the_first_shard_commits_before_the_listing_ends(plain_rows, one_shard_p
     assert _rows(out) == plain_rows  # the same rows whether the plan overlapped the run or not
 
 
-def test_a_listing_killed_midway_resumes_keeping_what_committed(plain_rows, one_shard_per_file, monkeypatch, tmp_path):
+def test_a_listing_killed_midway_resumes_keeping_what_committed(plain_rows, monkeypatch, tmp_path):
     out, seen = tmp_path / "run", {}
     with monkeypatch.context() as patch:
         patch.setattr(runner, "iter_records", _slowed_lister(out, 2, seen, then_fail=True))
         with pytest.raises(Killed):
             runner.run_shards(_cfg(out), log=lambda m: None)
     run = RunDir(out)
-    assert not run.has_plan() and run.plan_identity() is not None and run.listed_so_far() == 2
+    # the first plan files hold 1, 2, 4, ... shards: the listing stopped inside the second
+    assert not run.has_plan() and run.plan_identity() is not None and run.listed_so_far() == 1
     committed = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in [*_commits(out), *out.glob("candidates/*"), *out.glob("errors/*")]}
-    assert _commits(out) and len(_commits(out)) <= 2  # only the two shards listed before the kill ran
+    assert len(_commits(out)) == 1  # the one shard planned before the kill ran
 
     assert main(["status", str(out)]) == 0  # the unfinished plan: status says how far the listing got
 
@@ -122,18 +116,18 @@ def _partial_plan(argv: list[str], records: int) -> RunDir:
     return RunDir(cfg["run"]["out"])
 
 
-def test_a_changed_input_or_other_settings_against_an_unfinished_plan_exit_2(one_shard_per_file, tmp_path, capsys):
+def test_a_changed_input_or_other_settings_against_an_unfinished_plan_exit_2(tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()
     for name in ("b.jpg", "c.jpg", "d.jpg", "e.jpg"):
         (folder / name).write_bytes(b"")  # planning never opens a file
     argv = ["run", "--task", "color", "--input", str(folder), "--out", str(tmp_path / "run"), "--no-progress", "--set", "run.shard_size=1"]
-    run = _partial_plan(argv, 2)
+    run = _partial_plan(argv, 3)  # plan files of 1 and 2 shards
     assert sorted(p.name for p in run.plan_dir.glob("inputs-*")) == ["inputs-00000.jsonl", "inputs-00001.jsonl"]
     plan_files = {p: p.read_bytes() for p in run.plan_dir.iterdir()}
 
     assert main(["status", str(run.root)]) == 0
-    assert "planning: 2 inputs listed so far" in capsys.readouterr().out
+    assert "planning: 3 inputs listed so far" in capsys.readouterr().out
 
     assert main([*argv[:-1], "run.shard_size=2"]) == 2
     assert "other settings" in capsys.readouterr().err
@@ -143,4 +137,4 @@ def test_a_changed_input_or_other_settings_against_an_unfinished_plan_exit_2(one
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: the input changed since") and "inputs-00000.jsonl" in err and len(err.splitlines()) == 1
     assert {p: p.read_bytes() for p in run.plan_dir.iterdir()} == plan_files and not run.has_plan()
-    assert json.loads(run.plan_layout_file.read_text()) == {"shard_size": 1, "shards_per_file": 1}
+    assert json.loads(run.plan_layout_file.read_text()) == {"shard_size": 1, "shards_per_file": 4096, "ramp": True}

@@ -14,13 +14,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from pipeline.core.plan_layout import file_of, file_shards, first_shard_of
 from pipeline.core.run_store import RunStore, StoredFile, atomic_write
 
 __all__ = ["RunDir", "RunStore", "StoredFile", "atomic_write", "shard_name", "plan_shards", "shard_count", "PLAN_FILE_INPUTS",
            "PlanMismatch"]
 
 
-PLAN_FILE_INPUTS = 4096  # inputs per plan file, in whole shards: a million inputs make 245 files, not 62,500
+# inputs per plan file, in whole shards: a million inputs make 252 files, not 62,500 (the first
+# files are smaller: plan_layout.py)
+PLAN_FILE_INPUTS = 4096
 
 
 def shard_name(shard: int) -> str:
@@ -143,7 +146,7 @@ class RunDir:
             return 0
         layout = json.loads(self.store.read_text(f"{PLAN}/layout.json"))
         last = self.store.read_bytes(names[-1]).count(b"\n")
-        return (len(names) - 1) * layout["shards_per_file"] * layout["shard_size"] + last
+        return first_shard_of(layout, len(names) - 1) * layout["shard_size"] + last
 
     shards = staticmethod(plan_shards)  # run.shards(plan): (shard, inputs) of each of the plan's shards
     shard_count = staticmethod(shard_count)
@@ -169,8 +172,8 @@ class RunDir:
         resume: bool = False,
     ) -> dict[str, Any]:
         """Number the records and write them as they come, in files of whole shards (about
-        PLAN_FILE_INPUTS inputs a file): `records` may be a stream of millions, and only one
-        file's worth is held at a time. identity.json and layout.json come first, so a shard is
+        PLAN_FILE_INPUTS inputs a file, the first ones smaller: `plan_layout.py`): `records` may
+        be a stream of millions, and only one file's worth is held at a time. identity.json and layout.json come first, so a shard is
         readable as soon as its file is written: `on_file(inputs written so far)` is called after
         each file, and the run may start those shards while the listing goes on.
 
@@ -178,7 +181,7 @@ class RunDir:
         again and each file must come out byte for byte as written before (PlanMismatch if not),
         since shards of it may be committed already."""
         per_file = max(1, PLAN_FILE_INPUTS // shard_size)
-        layout = {"shard_size": shard_size, "shards_per_file": per_file}
+        layout = {"shard_size": shard_size, "shards_per_file": per_file, "ramp": True}
         before = sorted(self.store.list(PLAN, "inputs-*.jsonl")) if resume else []
         if resume:
             if self.store.exists(f"{PLAN}/layout.json") and json.loads(self.store.read_text(f"{PLAN}/layout.json")) != layout:
@@ -193,7 +196,7 @@ class RunDir:
         for rec in records:
             lines.append(json.dumps({**rec, "index": index}, ensure_ascii=False) + "\n")
             index += 1
-            if len(lines) == per_file * shard_size:
+            if len(lines) == file_shards(layout, files) * shard_size:
                 self._write_inputs(files, lines, resume)
                 files, lines = files + 1, []
                 if on_file:
@@ -230,9 +233,10 @@ class RunDir:
                 yield from (json.loads(line) for line in handle)
             return
         layout = json.loads(self.store.read_text(f"{PLAN}/layout.json"))
-        size, per_file = layout["shard_size"], layout["shards_per_file"]
-        skip = (shard % per_file) * size
-        with io_mod.TextIOWrapper(self.store.open(inputs_file_name(shard // per_file)), encoding="utf-8") as handle:
+        number, place = file_of(layout, shard)
+        size = layout["shard_size"]
+        skip = place * size
+        with io_mod.TextIOWrapper(self.store.open(inputs_file_name(number)), encoding="utf-8") as handle:
             yield from (json.loads(line) for line in islice(handle, skip, skip + size))
 
     def commit_record_names(self) -> list[str]:
