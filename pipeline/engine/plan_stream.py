@@ -71,6 +71,11 @@ class BackgroundPlan:
             self._news.wait_for(lambda: self.listed > beyond or self.finished, timeout)
             return self.listed, self.finished
 
+    def finish_within(self, seconds: float) -> bool:
+        """Whether the listing ended, waiting up to `seconds` for it."""
+        with self._news:
+            return self._news.wait_for(lambda: self.finished, seconds)
+
     def result(self) -> dict[str, Any]:
         """plan.json's content, once the listing ended; its error if it failed."""
         self._thread.join()

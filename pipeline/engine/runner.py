@@ -54,6 +54,7 @@ def default_out(cfg: dict[str, Any]) -> Path:
     return Path("runs") / f"{name}-{cfg['profile']}"
 
 
+LISTING_GRACE_S = 1.0  # how long a run whose Ray is up waits for the listing to end before it overlaps them
 AUTO_SHARDS = 64  # what `run.shard_size: auto` aims for: commits spread through the run ...
 AUTO_MAX_SHARD = 16  # ... and no more inputs per shard than this
 # from this many inputs on, auto is AUTO_MAX_SHARD whatever follows: a streamed plan reads this
@@ -272,7 +273,9 @@ def _run_on_ray(run: RunDir, cfg: dict[str, Any], stages: list, pending: dict[in
     except NotEnoughResources as exc:
         raise RunFailed(str(exc)) from None
     stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
-    if pending is None and background.finished:  # the listing ended while Ray started: the whole plan is known
+    # a listing that ends while Ray starts (or soon after) is run as one whole plan: a small run
+    # gets no ticket tasks
+    if pending is None and background.finish_within(LISTING_GRACE_S):
         pending = run.pending_shards(background.result())
         stats["pending_shards_at_start"] = len(pending)
         if not pending:
