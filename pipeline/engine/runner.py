@@ -159,9 +159,9 @@ def _stream(ds, units, progress: bool, stats: dict[str, Any], started_at: float)
                 bar.update(item["units"])
                 if item["committed"]:
                     committed += 1
-                    stats["first_commit_s"] = min(stats.get("first_commit_s", 1e18), round(item["committed_at"] - started_at, 2))
-                    if item["candidates"]:  # when it landed on disk, not when the driver heard
-                        landed = round(item["committed_at"] - started_at, 2)
+                    landed = round(item["committed_at"] - started_at, 2)  # when it landed on disk, not when the driver heard
+                    stats["first_commit_s"] = min(stats.get("first_commit_s", landed), landed)
+                    if item["candidates"]:
                         stats["first_candidate_s"] = min(stats.get("first_candidate_s", landed), landed)
     stats["shards_committed"] = committed
 
