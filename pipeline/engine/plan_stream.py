@@ -17,7 +17,7 @@ class ListingCancelled(Exception):
 
 
 class BackgroundPlan:
-    """`plan_fn(on_file, keep_going)` lists and writes the plan and returns plan.json's content;
+    """`plan_fn(on_file=, keep_going=)` lists and writes the plan and returns plan.json's content;
     it calls `on_file(inputs written, shard_size)` after each plan file and `keep_going()`
     between records."""
 
@@ -40,7 +40,7 @@ class BackgroundPlan:
     def _work(self) -> None:
         start = time.perf_counter()
         try:
-            plan = self.plan_fn(self._on_file, self._keep_going)
+            plan = self.plan_fn(on_file=self._on_file, keep_going=self._keep_going)
             with self._news:
                 self.plan = plan
         except BaseException as exc:  # handed to the main thread, which raises it
