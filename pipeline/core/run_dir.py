@@ -256,11 +256,11 @@ class RunDir:
 
     def committed_files(self, folder: str, records: list[dict[str, Any]] | None = None) -> list[str]:
         """The shard files of `folder` (candidates or errors) that count, as relative names in
-        shard order: those the completion records name. A folder without a plan is not one the
-        engine wrote (shards put together by hand or by another tool): its shard files are read
-        as they are."""
+        shard order: those the completion records name. A folder without a plan (whole or still
+        being listed) is not one the engine wrote (shards put together by hand or by another
+        tool): its shard files are read as they are."""
         if records is None:
-            if not self.has_plan():
+            if not self.plan_started():
                 return self.store.list(folder, "shard-*.parquet")
             records = self.commit_records()
         named = [f["path"] for rec in sorted(records, key=lambda r: r["shard"]) for f in rec.get("files", [])]
