@@ -173,9 +173,10 @@ class RunDir:
     ) -> dict[str, Any]:
         """Number the records and write them as they come, in files of whole shards (about
         PLAN_FILE_INPUTS inputs a file, the first ones smaller: `plan_layout.py`): `records` may
-        be a stream of millions, and only one file's worth is held at a time. identity.json and layout.json come first, so a shard is
-        readable as soon as its file is written: `on_file(inputs written so far)` is called after
-        each file, and the run may start those shards while the listing goes on.
+        be a stream of millions, and only one file's worth is held at a time. identity.json and
+        layout.json come first, so a shard is readable as soon as its file is written:
+        `on_file(inputs written so far)` follows each file, and the run may start those shards
+        while the listing goes on.
 
         `resume` continues an unfinished plan (identity.json, no plan.json): the input is listed
         again and each file must come out byte for byte as written before (PlanMismatch if not),

@@ -7,6 +7,7 @@ writers about each new file's shards and then publishes them to the ticket tasks
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any, Callable
@@ -127,7 +128,8 @@ class ShardFeed:
         finally:
             import ray
 
-            ray.get(self.planned.publish.remote(told, True))
+            with contextlib.suppress(Exception):  # Ray already gone: the run has ended anyway
+                ray.get(self.planned.publish.remote(told, True))
 
     def join(self) -> None:
         self._thread.join()
