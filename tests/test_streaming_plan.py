@@ -67,7 +67,7 @@ def test_a_replan_writes_the_same_plan(folder, tmp_path):
         run = RunDir(tmp_path / name)
         runner._plan(run, _cfg(folder, run.root, **{"run.shard_size": 4}), log=lambda m: None)
         plans.append([p.read_bytes() for p in sorted(run.plan_dir.glob("inputs-*.jsonl"))])
-    assert plans[0] == plans[1] and len(plans[0]) == 1  # 30 inputs: 8 shards, one plan file
+    assert plans[0] == plans[1] and len(plans[0]) == 4  # 30 inputs: 8 shards, in files of 1, 2, 4 and 1
 
 
 @pytest.mark.parametrize("count", [0, 1, 63, 64, 65, 500, 960, 961, 962, 5000])
@@ -97,16 +97,35 @@ def test_local_walk_is_in_key_order(tmp_path):
     assert keys == sorted(keys) == ["a-b.jpg", "a.jpg", "a/b/c.jpg", "a/x.jpg", "ab.jpg", "b.jpg"]
 
 
-def test_plan_files_hold_whole_shards_and_old_plans_still_read(tmp_path):
+def test_plan_files_hold_whole_shards_the_first_ones_few_and_old_plans_still_read(tmp_path):
     run = RunDir(tmp_path / "run")
-    records = [{"key": f"k{i}"} for i in range(10_000)]
+    records = [{"key": f"k{i}"} for i in range(15_000)]
     plan = run.write_plan(iter(records), 7, {"config_hash": "h"})
-    assert plan["shards_per_file"] == 585 and len(list(run.plan_dir.glob("inputs-*.jsonl"))) == 3
-    assert [r["key"] for r in run.read_shard_inputs(585)] == [f"k{i}" for i in range(4095, 4102)]  # first shard of file 1
-    assert [r["index"] for r in run.read_shard_inputs(1428)] == list(range(9996, 10_000))  # the short last shard
+    assert plan["shards_per_file"] == 585
+    # 1, 2, 4, ... 512 shards (so the first shards can run while a long listing goes on), then 585
+    lines = [len(p.read_text().splitlines()) for p in sorted(run.plan_dir.glob("inputs-*.jsonl"))]
+    assert lines == [7 * 2**n for n in range(10)] + [7 * 585, 15_000 - 7 * (1023 + 585)]  # the last file short
+    assert [r["key"] for r in run.read_shard_inputs(3)] == [f"k{i}" for i in range(21, 28)]  # first shard of file 2
+    assert [r["key"] for r in run.read_shard_inputs(1023)] == [f"k{i}" for i in range(7161, 7168)]  # first of the file after the small ones
+    assert [r["index"] for r in run.read_shard_inputs(2142)] == list(range(14_994, 15_000))  # the short last shard
+    assert run.listed_so_far() == 15_000
     run.plan_layout_file.unlink()  # a plan from before: one file per shard
     run.shard_inputs(0).write_text('{"key": "old", "index": 0}\n')
     assert [r["key"] for r in run.read_shard_inputs(0)] == ["old"]
+
+
+@pytest.mark.parametrize("ramp", [True, False])  # False: a layout.json from before the small first files
+@pytest.mark.parametrize("per_file", [1, 2, 3, 4, 5, 256, 585])
+def test_every_shard_has_one_place_in_the_plan_files(per_file, ramp):
+    from pipeline.core.plan_layout import file_of, file_shards, first_shard_of
+
+    layout, shard = {"shards_per_file": per_file, "ramp": ramp}, 0
+    for number in range(40):
+        assert first_shard_of(layout, number) == shard
+        assert [file_of(layout, shard + k) for k in range(file_shards(layout, number))] == [(number, k) for k in range(file_shards(layout, number))]
+        shard += file_shards(layout, number)
+    assert file_shards(layout, 39) == per_file
+    assert file_shards(layout, 1) == (min(2, per_file) if ramp else per_file)
 
 
 def test_a_plan_json_that_lists_its_shards_still_resumes(tmp_path, capsys):

@@ -100,8 +100,7 @@ def cmd_status(args) -> int:
         print(f"error: status {args.run_dir}: {exc}", file=sys.stderr)
         return RUN_FAILED
     if plan is None:
-        print(f"error: {args.run_dir} is not a run folder (no plan/plan.json)", file=sys.stderr)
-        return USAGE_ERROR
+        return _status_of_unfinished_plan(run, args.run_dir)
     if args.check:
         return _check(run)
     from pipeline.core.integrity import damaged_shards
@@ -117,6 +116,19 @@ def cmd_status(args) -> int:
     print(summary_table(manifest))
     _overlay_progress(run)
     print(json.dumps({"rows": manifest["rows"]}))
+    return 0
+
+
+def _status_of_unfinished_plan(run, given: str) -> int:
+    """A run whose listing is still going on (or was killed): what it has planned and committed."""
+    identity = run.plan_identity()
+    if identity is None:
+        print(f"error: {given} is not a run folder (no plan/plan.json)", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"run {run.root}: profile {identity['profile']}, tasks {', '.join(identity['tasks'])}, config {identity['config_hash']}")
+    print(f"planning: {run.listed_so_far()} inputs listed so far (no plan.json yet: the listing goes on, or was stopped; "
+          "rerunning the same command lists the input again and continues)")
+    print(f"shards committed: {len(run.commit_record_names())}")
     return 0
 
 

@@ -12,14 +12,18 @@ import io as io_mod
 import json
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
+from pipeline.core.plan_layout import file_of, file_shards, first_shard_of
 from pipeline.core.run_store import RunStore, StoredFile, atomic_write
 
-__all__ = ["RunDir", "RunStore", "StoredFile", "atomic_write", "shard_name", "plan_shards", "shard_count", "PLAN_FILE_INPUTS"]
+__all__ = ["RunDir", "RunStore", "StoredFile", "atomic_write", "shard_name", "plan_shards", "shard_count", "PLAN_FILE_INPUTS",
+           "PlanMismatch"]
 
 
-PLAN_FILE_INPUTS = 4096  # inputs per plan file, in whole shards: a million inputs make 245 files, not 62,500
+# inputs per plan file, in whole shards: a million inputs make 252 files, not 62,500 (the first
+# files are smaller: plan_layout.py)
+PLAN_FILE_INPUTS = 4096
 
 
 def shard_name(shard: int) -> str:
@@ -45,6 +49,13 @@ def shard_count(plan: dict[str, Any]) -> int:
 
 SHARD_FOLDERS = ("candidates", "errors")
 PLAN, COMMITS = "plan", "stats/shards"
+# written first when planning starts (the run's config hash, tasks, profile): a plan folder with
+# it and without plan.json is a plan still being listed, or one whose listing was killed
+IDENTITY = f"{PLAN}/identity.json"
+
+
+class PlanMismatch(ValueError):
+    """A relisted input differs from the plan files an unfinished plan already wrote."""
 
 
 class RunDir:
@@ -118,6 +129,25 @@ class RunDir:
     def has_plan(self) -> bool:
         return self.store.exists(f"{PLAN}/plan.json")
 
+    def plan_identity(self) -> dict[str, Any] | None:
+        """What an unfinished plan was started with (identity.json), or None."""
+        if not self.store.exists(IDENTITY):
+            return None
+        return json.loads(self.store.read_text(IDENTITY))
+
+    def plan_started(self) -> bool:
+        """Planning began here: a whole plan, or one still being listed."""
+        return self.store.exists(IDENTITY) or self.has_plan()
+
+    def listed_so_far(self) -> int:
+        """Inputs an unfinished plan has written: every plan file but the last is full."""
+        names = sorted(self.store.list(PLAN, "inputs-*.jsonl"))
+        if not names or not self.store.exists(f"{PLAN}/layout.json"):
+            return 0
+        layout = json.loads(self.store.read_text(f"{PLAN}/layout.json"))
+        last = self.store.read_bytes(names[-1]).count(b"\n")
+        return first_shard_of(layout, len(names) - 1) * layout["shard_size"] + last
+
     shards = staticmethod(plan_shards)  # run.shards(plan): (shard, inputs) of each of the plan's shards
     shard_count = staticmethod(shard_count)
 
@@ -133,34 +163,68 @@ class RunDir:
     def inputs_file(self, number: int) -> Path | StoredFile:
         return self.store.file(inputs_file_name(number))
 
-    def write_plan(self, records: Iterable[dict[str, Any]], shard_size: int, meta: dict[str, Any]) -> dict[str, Any]:
+    def write_plan(
+        self,
+        records: Iterable[dict[str, Any]],
+        shard_size: int,
+        meta: dict[str, Any],
+        on_file: Callable[[int], None] | None = None,
+        resume: bool = False,
+    ) -> dict[str, Any]:
         """Number the records and write them as they come, in files of whole shards (about
-        PLAN_FILE_INPUTS inputs a file): `records` may be a stream of millions, and only one
-        file's worth is held at a time."""
-        for stale in [*self.store.list(PLAN, "inputs-*.jsonl"), *self.store.list(PLAN, "shard-*.jsonl")]:  # an interrupted plan's
-            self.store.remove(stale)
+        PLAN_FILE_INPUTS inputs a file, the first ones smaller: `plan_layout.py`): `records` may
+        be a stream of millions, and only one file's worth is held at a time. identity.json and
+        layout.json come first, so a shard is readable as soon as its file is written:
+        `on_file(inputs written so far)` follows each file, and the run may start those shards
+        while the listing goes on.
+
+        `resume` continues an unfinished plan (identity.json, no plan.json): the input is listed
+        again and each file must come out byte for byte as written before (PlanMismatch if not),
+        since shards of it may be committed already."""
         per_file = max(1, PLAN_FILE_INPUTS // shard_size)
+        layout = {"shard_size": shard_size, "shards_per_file": per_file, "ramp": True}
+        before = sorted(self.store.list(PLAN, "inputs-*.jsonl")) if resume else []
+        if resume:
+            if self.store.exists(f"{PLAN}/layout.json") and json.loads(self.store.read_text(f"{PLAN}/layout.json")) != layout:
+                raise PlanMismatch(f"the input changed since {self.root} was planned (its shard layout differs)")
+        else:
+            for stale in [*self.store.list(PLAN, "inputs-*.jsonl"), *self.store.list(PLAN, "shard-*.jsonl")]:  # an interrupted plan's
+                self.store.remove(stale)
+            self.store.write(IDENTITY, json.dumps(meta, indent=1).encode())
+        self.store.write(f"{PLAN}/layout.json", json.dumps(layout).encode())
         lines: list[str] = []
         index = files = 0
         for rec in records:
             lines.append(json.dumps({**rec, "index": index}, ensure_ascii=False) + "\n")
             index += 1
-            if len(lines) == per_file * shard_size:
-                self._write_inputs(files, lines)
+            if len(lines) == file_shards(layout, files) * shard_size:
+                self._write_inputs(files, lines, resume)
                 files, lines = files + 1, []
+                if on_file:
+                    on_file(index)
         if lines:
-            self._write_inputs(files, lines)
-        layout = {"shard_size": shard_size, "shards_per_file": per_file}
-        self.store.write(f"{PLAN}/layout.json", json.dumps(layout).encode())
+            self._write_inputs(files, lines, resume)
+            files += 1
+            if on_file:
+                on_file(index)
+        if len(before) > files:
+            raise PlanMismatch(f"the input changed since {self.root} was planned: it now lists {index} inputs, fewer than "
+                               f"its plan files hold ({before[files]} is beyond the end)")
         # the counts, not a list of shards (62,500 entries for a million inputs): `plan_shards` derives it
         plan = {**meta, "inputs": index, **layout, "shard_count": -(-index // shard_size)}
-        # written last: a plan folder without plan.json is an unfinished plan and is redone
+        # written last: a plan folder without plan.json is an unfinished plan
         self.store.write(f"{PLAN}/plan.json", json.dumps(plan, indent=1).encode())
         return plan
 
-    def _write_inputs(self, number: int, lines: list[str]) -> None:
-        # whole before plan.json says the plan is whole; plan.json's own write is the commit
-        self.store.write(inputs_file_name(number), "".join(lines).encode("utf-8"))
+    def _write_inputs(self, number: int, lines: list[str], resume: bool) -> None:
+        # each file is written whole (its shards may run at once); plan.json says the plan is whole
+        name, data = inputs_file_name(number), "".join(lines).encode("utf-8")
+        if resume and self.store.exists(name):
+            if self.store.read_bytes(name) != data:  # shards of it may be committed: never mix two inputs
+                raise PlanMismatch(f"the input changed since {self.root} was planned: {name} lists other inputs now; "
+                                   "rerun with the input it was planned with, or choose another --out")
+            return
+        self.store.write(name, data)
 
     def read_shard_inputs(self, shard: int) -> Iterator[dict[str, Any]]:
         """A shard's input records: its lines of the plan file that holds it (a plan from before
@@ -170,9 +234,10 @@ class RunDir:
                 yield from (json.loads(line) for line in handle)
             return
         layout = json.loads(self.store.read_text(f"{PLAN}/layout.json"))
-        size, per_file = layout["shard_size"], layout["shards_per_file"]
-        skip = (shard % per_file) * size
-        with io_mod.TextIOWrapper(self.store.open(inputs_file_name(shard // per_file)), encoding="utf-8") as handle:
+        number, place = file_of(layout, shard)
+        size = layout["shard_size"]
+        skip = place * size
+        with io_mod.TextIOWrapper(self.store.open(inputs_file_name(number)), encoding="utf-8") as handle:
             yield from (json.loads(line) for line in islice(handle, skip, skip + size))
 
     def commit_record_names(self) -> list[str]:
@@ -192,11 +257,11 @@ class RunDir:
 
     def committed_files(self, folder: str, records: list[dict[str, Any]] | None = None) -> list[str]:
         """The shard files of `folder` (candidates or errors) that count, as relative names in
-        shard order: those the completion records name. A folder without a plan is not one the
-        engine wrote (shards put together by hand or by another tool): its shard files are read
-        as they are."""
+        shard order: those the completion records name. A folder without a plan (whole or still
+        being listed) is not one the engine wrote (shards put together by hand or by another
+        tool): its shard files are read as they are."""
         if records is None:
-            if not self.has_plan():
+            if not self.plan_started():
                 return self.store.list(folder, "shard-*.parquet")
             records = self.commit_records()
         named = [f["path"] for rec in sorted(records, key=lambda r: r["shard"]) for f in rec.get("files", [])]

@@ -107,6 +107,9 @@ class WriterActor:
     def add(self, rows: list[Row]) -> list[dict[str, Any]]:
         return self.writer.add(rows)
 
+    def expect(self, units_per_shard: dict[int, int]) -> None:
+        self.writer.expect(units_per_shard)
+
 
 def writer_of(shard: int, writers: int) -> int:
     """Consecutive shards go to different writers, so the first commits come from all of them."""
@@ -117,10 +120,18 @@ def start_writers(run: RunDir, units_per_shard: dict[int, int], count: int, cpus
     import ray
 
     remote = ray.remote(num_cpus=cpus, max_restarts=0)(WriterActor)
-    return [
-        remote.remote(run, {s: u for s, u in units_per_shard.items() if writer_of(s, count) == i})
-        for i in range(count)
-    ]
+    return [remote.remote(run, shards_of_writer(units_per_shard, i, count)) for i in range(count)]
+
+
+def shards_of_writer(units_per_shard: dict[int, int], writer: int, writers: int) -> dict[int, int]:
+    return {s: u for s, u in units_per_shard.items() if writer_of(s, writers) == writer}
+
+
+def tell_writers(writers: list, units_per_shard: dict[int, int]) -> None:
+    """Shards planned after the writers started; returns once every writer knows its own."""
+    import ray
+
+    ray.get([w.expect.remote(shards_of_writer(units_per_shard, i, len(writers))) for i, w in enumerate(writers)])
 
 
 class _Route:
@@ -176,8 +187,10 @@ def _light_step(stage: Stage) -> Callable[[list[Row]], list[Row]]:
     return stage.process_batch if isinstance(stage, SplitByTask) else _LazySetup(stage)
 
 
-def build_dataset(run: RunDir, shards: list[int], stages: list[Stage], writers: list, free_cpus: float, group_actors: dict[int, list] | None = None):
-    """`stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last;
+def build_dataset(run: RunDir, shards, stages: list[Stage], writers: list, free_cpus: float, group_actors: dict[int, list] | None = None):
+    """`shards` is the list of shards to run, or a Dataset of `{"shard": n}` rows, one a block
+    (`shard_tickets.ticket_dataset`: shards handed over while the listing goes on);
+    `stages` is the run's whole list (`stage_list.build_stage_list`), shard writer last;
     `writers` are the `start_writers` actors; `free_cpus` is what the actor pools leave for the
     light stages' tasks; `group_actors` are the `group_actors.start_group_actors` pools of the
     stages whose rows must meet (best of N)."""
@@ -188,7 +201,10 @@ def build_dataset(run: RunDir, shards: list[int], stages: list[Stage], writers: 
     # the light stages' task one slot where there are two (measured: 1.1 busy cores of 2 with it,
     # 1.5 without). The actor pools are sized by the plan.
     ray.data.DataContext.get_current().op_resource_reservation_enabled = False
-    ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
+    if isinstance(shards, list):
+        ds = ray.data.from_items([{"shard": s} for s in shards], override_num_blocks=len(shards))
+    else:
+        ds = shards
     # light stages since the last model stage; the first chain starts by reading its shard
     steps: list[Callable[[list[Row]], list[Row]]] = [partial(read_shard, run=run)]
     for stage in stages:

@@ -9,6 +9,7 @@ import resource
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,10 +20,11 @@ from pipeline.core.inputs import iter_records, reach_input
 from pipeline.core.integrity import damaged_shards, uncommit
 from pipeline.core.model_lock import verify_models
 from pipeline.core.models import registry
-from pipeline.core.run_dir import RunDir, shard_name
+from pipeline.core.run_dir import PlanMismatch, RunDir, shard_name
 from pipeline.core.task_names import ALIAS_OF, TASK_IDS
 from pipeline.engine.failures import describe, error_of, os_error_of
 from pipeline.engine.manifest import build_manifest, summary_table, write_manifest
+from pipeline.engine.plan_stream import BackgroundPlan, ShardFeed
 from pipeline.engine.resource_check import NotEnoughResources, check_fits
 from pipeline.engine.servers import check_servers
 from pipeline.engine.stage_list import build_stage_list
@@ -52,6 +54,7 @@ def default_out(cfg: dict[str, Any]) -> Path:
     return Path("runs") / f"{name}-{cfg['profile']}"
 
 
+LISTING_GRACE_S = 1.0  # how long a run whose Ray is up waits for the listing to end before it overlaps them
 AUTO_SHARDS = 64  # what `run.shard_size: auto` aims for: commits spread through the run ...
 AUTO_MAX_SHARD = 16  # ... and no more inputs per shard than this
 # from this many inputs on, auto is AUTO_MAX_SHARD whatever follows: a streamed plan reads this
@@ -77,29 +80,52 @@ def stream_shard_size(setting: int | str, records: Iterator[dict[str, Any]]) -> 
     return shard_size_for(setting, len(head)), chain(head, records)
 
 
+def _check_identity(run: RunDir, cfg: dict[str, Any], found: dict[str, Any]) -> None:
+    """A run folder's plan (whole or still being listed) must have been made with this config."""
+    identity = config_mod.identity_hash(cfg)
+    if found["config_hash"] != identity:
+        raise RunConflict(
+            f"{run.root} holds a run with other settings (config {found['config_hash']}, this one {identity}); "
+            "rerun with the same settings to resume it, or choose another --out"
+        )
+
+
 def _plan(run: RunDir, cfg: dict[str, Any], log, plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """`plan` is the run folder's plan when it has one (the caller read it: a resumed run is
-    checked against it); None plans the run here."""
-    identity = config_mod.identity_hash(cfg)
+    checked against it); None plans the run here, listing the input to its end."""
     if plan is not None:
-        if plan["config_hash"] != identity:
-            raise RunConflict(
-                f"{run.root} holds a run with other settings (config {plan['config_hash']}, this one {identity}); "
-                "rerun with the same settings to resume it, or choose another --out"
-            )
+        _check_identity(run, cfg, plan)
         return plan
     start = time.perf_counter()
     reach_input(cfg["input"], cfg.get("io"))  # an unreachable input leaves no run folder behind
+    plan = _list_into_plan(run, cfg)
+    log(f"planned {plan['inputs']} inputs in {run.shard_count(plan)} shards ({time.perf_counter() - start:.1f}s)")
+    return plan
+
+
+def _list_into_plan(run: RunDir, cfg: dict[str, Any], resume: bool = False, on_file=None, keep_going=None) -> dict[str, Any]:
+    """List the input into the run's plan files; `resume` relists an unfinished plan, checking
+    each file against what it wrote before. `on_file(inputs, shard_size)` follows each plan file;
+    `keep_going()` runs between records and may raise to stop the listing."""
     records = iter_records(cfg["input"], cfg.get("io"))
     if cfg["run"]["limit"]:
         records = islice(records, cfg["run"]["limit"])
+    if keep_going is not None:
+        records = _checked(records, keep_going)
     # the input is listed as the plan is written, so nothing holds every record
     shard_size, records = stream_shard_size(cfg["run"]["shard_size"], records)
-    meta = {"config_hash": identity, "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
+    meta = {"config_hash": config_mod.identity_hash(cfg), "tasks": cfg["run"]["tasks"], "profile": cfg["profile"], "created_at": time.time()}
     run.store.write("config.yaml", config_mod.dump(_without_credentials(cfg)).encode())
-    plan = run.write_plan(records, shard_size, meta)
-    log(f"planned {plan['inputs']} inputs in {run.shard_count(plan)} shards ({time.perf_counter() - start:.1f}s)")
-    return plan
+    try:
+        return run.write_plan(records, shard_size, meta, None if on_file is None else lambda inputs: on_file(inputs, shard_size), resume)
+    except PlanMismatch as exc:
+        raise RunConflict(str(exc)) from None
+
+
+def _checked(records: Iterator[dict[str, Any]], keep_going) -> Iterator[dict[str, Any]]:
+    for record in records:
+        keep_going()
+        yield record
 
 
 def _without_credentials(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -118,20 +144,24 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="input", desc="inputs x tasks", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
-def _stream(ds, units: int, progress: bool, stats: dict[str, Any], started_at: float) -> None:
-    """Iterate the writers' progress rows: the bar counts units and shows rows/s."""
+def _stream(ds, units, progress: bool, stats: dict[str, Any], started_at: float) -> None:
+    """Iterate the writers' progress rows: the bar counts units and shows rows/s. `units` is the
+    total, or a function that says it: the total grows while the listing goes on."""
     committed = rows_done = 0
     rows_start = time.perf_counter()
-    with _progress_bar(units, progress) as bar:
+    total = units if callable(units) else (lambda: units)
+    with _progress_bar(total(), progress) as bar:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            bar.total = max(bar.total, total())
             for item in batch.to_pylist():
                 rows_done += item["rows"]
                 bar.set_postfix(rows=rows_done, rows_per_s=f"{rows_done / max(1e-9, time.perf_counter() - rows_start):.2f}", refresh=False)
                 bar.update(item["units"])
                 if item["committed"]:
                     committed += 1
-                    if item["candidates"]:  # when it landed on disk, not when the driver heard
-                        landed = round(item["committed_at"] - started_at, 2)
+                    landed = round(item["committed_at"] - started_at, 2)  # when it landed on disk, not when the driver heard
+                    stats["first_commit_s"] = min(stats.get("first_commit_s", landed), landed)
+                    if item["candidates"]:
                         stats["first_candidate_s"] = min(stats.get("first_candidate_s", landed), landed)
     stats["shards_committed"] = committed
 
@@ -148,69 +178,58 @@ def ensure_models(cfg: dict[str, Any], stages: list, log) -> None:
 def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, check: bool = False) -> RunResult:
     """Run (or resume) the configured tasks until every shard is committed and the manifest is
     written. `task_stages` replaces the recipes' stages, for library use and tests that run a
-    chain of their own. The post-run phases (selection, report) are `pipeline.postrun.finish`."""
+    chain of their own. The post-run phases (selection, report) are `pipeline.postrun.finish`.
+
+    A new plan is listed in a background thread while Ray starts; a listing that outlasts Ray's
+    start runs the shards of each plan file as it lands (`plan_stream.py`, `shard_tickets.py`)."""
     t0, started_at = time.perf_counter(), time.time()
-    tasks = cfg["run"]["tasks"]
     stages = build_stage_list(cfg, task_stages)
     ensure_models(cfg, stages, log)
     run = RunDir(cfg["run"]["out"] or default_out(cfg), cfg.get("io"))
     run.store.check_reachable()  # an out store without credentials: exit 2 before anything starts
     existing = run.read_plan()
-    resuming = existing is not None
+    unfinished = None if existing is not None else run.plan_identity()  # a listing that was killed
+    resuming = existing is not None or unfinished is not None
     if not resuming:
         check_servers(cfg)  # a wrong judge or captioner URL leaves no run folder behind
     plan_start = time.perf_counter()
-    plan = _plan(run, cfg, log, existing)
+    if unfinished is not None:
+        _check_identity(run, cfg, unfinished)
+    plan = _plan(run, cfg, log, existing) if existing is not None else None
     damaged = _uncommit_damaged(run, check, log) if resuming else []
     if resuming:
         _remove_orphans(run, log)
-    pending = run.pending_shards(plan)
-    stats: dict[str, Any] = {"started_at": time.time(), "pending_shards_at_start": len(pending), "stages_ran": bool(pending)}
-    stats["damaged_shards"] = damaged
-    stats["plan_s"] = round(time.perf_counter() - plan_start, 2)
-    if pending and resuming:
-        # a resumed run lists nothing, but its workers will read the input: an unreachable store
-        # or missing credentials stop it here, not as an error row per input
-        reach_input(cfg["input"], cfg.get("io"))
-        check_servers(cfg)
-
-    if pending:
-        from pipeline.engine.group_actors import start_group_actors
-        from pipeline.engine.ray_plan import build_dataset, start_writers
-        from pipeline.engine.ray_runtime import init_ray, quiet_ray_data
-        from pipeline.engine.stale_ray import record_session, stop_stale_session
-
-        if stop_stale_session(run):  # an earlier invocation's Ray that outlived its driver and watchdog
-            log("warning: stopped what was left of this run's earlier embedded Ray")
-        stats["ray"] = init_ray(cfg["ray"]["address"], cfg["ray"]["num_cpus"])
-        if stats["ray"].get("session_dir"):
-            record_session(run, stats["ray"]["session_dir"])
-        quiet_ray_data()
-        import ray
-
-        try:
-            free_cpus = check_fits(stages, ray.cluster_resources())
-        except NotEnoughResources as exc:
-            raise RunFailed(str(exc)) from None
-        stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
-        units = {shard: inputs * len(tasks) for shard, inputs in pending.items()}
-        writers = start_writers(run, units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
-        group_actors = start_group_actors(stages)
-        try:
-            ds = build_dataset(run, sorted(units), stages, writers, free_cpus, group_actors)
-            _stream(ds, sum(units.values()), cfg["run"]["progress"], stats, started_at)
-        except Exception as exc:  # a write that failed (disk full, permission, folder gone): one line, not a traceback
-            circuit = error_of(exc, CircuitOpen)  # a served model that stopped answering: the same
-            error = os_error_of(exc)
-            if circuit is None and error is None:
-                raise
-            _record_failure(run, plan, stats, t0)
-            cause = _circuit_line(circuit) if circuit is not None else describe(error)
-            raise RunFailed(f"{cause}; committed shards are kept, rerun the same command once it is fixed") from None
-        finally:
-            # the plan keeps handles to them: they would hold their CPUs on a shared Ray
-            for actor in [*writers, *(a for pool in group_actors.values() for a in pool)]:
-                ray.kill(actor)
+    background = None
+    if plan is None:
+        reach_input(cfg["input"], cfg.get("io"))  # an unreachable input leaves no run folder behind
+        background = BackgroundPlan(partial(_list_into_plan, run, cfg, unfinished is not None)).start()
+    try:
+        if background is not None:
+            background.wait(0)  # the first plan file, or the end of a short listing (or its error)
+            if background.finished:
+                plan = _planned(run, background, log)
+        pending = run.pending_shards(plan) if plan is not None else None
+        stats: dict[str, Any] = {"started_at": time.time(), "stages_ran": pending is None or bool(pending)}
+        stats["damaged_shards"] = damaged
+        if pending is not None:
+            stats["pending_shards_at_start"] = len(pending)
+            stats["plan_s"] = round(time.perf_counter() - plan_start, 2)
+        if pending and existing is not None:
+            # a resumed run lists nothing, but its workers will read the input: an unreachable store
+            # or missing credentials stop it here, not as an error row per input
+            reach_input(cfg["input"], cfg.get("io"))
+        if resuming and (pending is None or pending):
+            check_servers(cfg)
+        if pending is None or pending:
+            _run_on_ray(run, cfg, stages, pending, background, stats, t0, started_at, log)
+        if background is not None:
+            plan = plan or _planned(run, background, log)
+            stats["plan_s"], stats["plan_done_s"] = background.seconds, round(background.ended_at - started_at, 2)
+    except BaseException:
+        if background is not None:
+            background.cancel()  # no plan file is written after the run stopped
+        raise
+    assert plan is not None
 
     manifest = build_manifest(run, plan)
     write_manifest(run, manifest)
@@ -224,14 +243,84 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     return RunResult(run.root, manifest, stats, run)
 
 
-def _record_failure(run: RunDir, plan: dict[str, Any], stats: dict[str, Any], t0: float) -> None:
-    """The manifest (complete: false) and the run stats, where the run folder still takes them."""
+def _planned(run: RunDir, background: BackgroundPlan, log) -> dict[str, Any]:
+    plan = background.result()
+    log(f"planned {plan['inputs']} inputs in {run.shard_count(plan)} shards ({background.seconds:.1f}s)")
+    return plan
+
+
+def _run_on_ray(run: RunDir, cfg: dict[str, Any], stages: list, pending: dict[int, int] | None, background: BackgroundPlan | None,
+                stats: dict[str, Any], t0: float, started_at: float, log) -> None:
+    """Stream the shards through Ray: `pending` when the plan is whole, else the shards of each
+    plan file `background` writes, as it writes them."""
+    from pipeline.engine.group_actors import start_group_actors
+    from pipeline.engine.ray_plan import build_dataset, start_writers, tell_writers
+    from pipeline.engine.ray_runtime import init_ray, quiet_ray_data
+    from pipeline.engine.shard_tickets import start_planned_shards, ticket_dataset
+    from pipeline.engine.stale_ray import record_session, stop_stale_session
+
+    tasks = len(cfg["run"]["tasks"])
+    if stop_stale_session(run):  # an earlier invocation's Ray that outlived its driver and watchdog
+        log("warning: stopped what was left of this run's earlier embedded Ray")
+    stats["ray"] = init_ray(cfg["ray"]["address"], cfg["ray"]["num_cpus"])
+    if stats["ray"].get("session_dir"):
+        record_session(run, stats["ray"]["session_dir"])
+    quiet_ray_data()
+    import ray
+
+    try:
+        free_cpus = check_fits(stages, ray.cluster_resources())
+    except NotEnoughResources as exc:
+        raise RunFailed(str(exc)) from None
+    stats["ray_ready_s"] = round(time.perf_counter() - t0, 2)
+    # a listing that ends while Ray starts (or soon after) is run as one whole plan: a small run
+    # gets no ticket tasks
+    if pending is None and background.finish_within(LISTING_GRACE_S):
+        pending = run.pending_shards(background.result())
+        stats["pending_shards_at_start"] = len(pending)
+        if not pending:
+            return
+    stats["plan_overlapped"] = pending is None
+    units = {} if pending is None else {shard: inputs * tasks for shard, inputs in pending.items()}
+    writers = start_writers(run, units, stages[-1].resources.concurrency, stages[-1].resources.num_cpus)
+    group_actors = start_group_actors(stages)
+    feed = None
+    try:
+        if pending is None:
+            planned = start_planned_shards()
+            committed = run.committed_shards()
+            feed = ShardFeed(background, partial(tell_writers, writers), planned, committed, tasks).start()
+            shards, total = ticket_dataset(planned, committed), (lambda: feed.units)
+        else:
+            shards, total = sorted(units), sum(units.values())
+        ds = build_dataset(run, shards, stages, writers, free_cpus, group_actors)
+        _stream(ds, total, cfg["run"]["progress"], stats, started_at)
+        if feed is not None:
+            feed.join()
+    except Exception as exc:  # a write that failed (disk full, permission, folder gone): one line, not a traceback
+        circuit = error_of(exc, CircuitOpen)  # a served model that stopped answering: the same
+        error = os_error_of(exc)
+        if circuit is None and error is None:
+            raise
+        _record_failure(run, background.plan if background is not None else run.read_plan(), stats, t0)
+        cause = _circuit_line(circuit) if circuit is not None else describe(error)
+        raise RunFailed(f"{cause}; committed shards are kept, rerun the same command once it is fixed") from None
+    finally:
+        # the plan keeps handles to them: they would hold their CPUs on a shared Ray
+        for actor in [*writers, *(a for pool in group_actors.values() for a in pool)]:
+            ray.kill(actor)
+
+
+def _record_failure(run: RunDir, plan: dict[str, Any] | None, stats: dict[str, Any], t0: float) -> None:
+    """The manifest (complete: false; none while the plan is unfinished) and the run stats,
+    where the run folder still takes them."""
     with contextlib.suppress(OSError):
-        if not run.has_plan():  # the folder vanished: writing would recreate a stray one
+        if not run.plan_started():  # the folder vanished: writing would recreate a stray one
             return
     stats["seconds"] = round(time.perf_counter() - t0, 2)
     with contextlib.suppress(OSError):
-        write_manifest(run, build_manifest(run, plan))
+        if plan is not None:
+            write_manifest(run, build_manifest(run, plan))
     with contextlib.suppress(OSError):
         write_stats(run, stats)
 

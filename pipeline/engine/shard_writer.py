@@ -85,6 +85,11 @@ class ShardWriter:
         self.done_units: dict[int, set[str]] = defaultdict(set)
         self.known_committed: dict[int, bool] = {}
 
+    def expect(self, units_per_shard: dict[int, int]) -> None:
+        """Shards planned after the writer started (the listing goes on while the run does):
+        told before any of their rows can arrive."""
+        self.units_per_shard.update({int(k): int(v) for k, v in units_per_shard.items()})
+
     def add(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         progress: dict[int, dict[str, Any]] = {}
         for row in rows:
@@ -114,7 +119,7 @@ class ShardWriter:
 
     def _check_run_there(self) -> None:
         # writing would silently recreate a deleted run folder (on a store: a deleted run's plan)
-        there = self.run.has_plan() if self.run.store.remote else self.run.root.is_dir()
+        there = self.run.plan_started() if self.run.store.remote else self.run.root.is_dir()
         if not there:
             raise FileNotFoundError(errno.ENOENT, "the run folder is gone", str(self.run.root))
 
