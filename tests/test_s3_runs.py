@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -233,3 +234,42 @@ def test_the_commands_that_read_a_run_take_only_io_settings(argv, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [f"error: --set run.limit: `{argv[0]}` takes only io.*{' and select.*' if argv[0] == 'select' else ''} keys"]
     assert main([*argv, "--set", "io.timeout_s=0"]) == 2  # checked as `run` checks it
     assert capsys.readouterr().err.strip() == "error: io.timeout_s: must be positive"
+
+
+# the run's own driver, with its listing held after two records until a shard of the run is
+# committed on the store (60 s at most): only a run that starts before the listing ends gets there
+SLOWED_DRIVER = """
+import sys, time
+from pipeline.cli.main import main
+from pipeline.core.run_dir import RunDir
+from pipeline.engine import runner
+
+real = runner.iter_records
+
+def records(spec, io):
+    for i, record in enumerate(real(spec, io)):
+        if i == 2:
+            run, deadline = RunDir(sys.argv[1]), time.monotonic() + 60
+            while not run.committed_shards() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        yield record
+
+runner.iter_records = records
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_run_on_the_store_starts_before_its_listing_ends(store):
+    endpoint, fs = store
+    out = "s3://lab/overlap/"
+    argv = [a if a != RUN else out for a in ARGV]
+    env = {**os.environ, **isolated_env(endpoint), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", SLOWED_DRIVER, out, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stats = json.loads(fs.cat("lab/overlap/stats/run.json"))
+    assert stats["plan_overlapped"] and stats["first_commit_s"] < stats["plan_done_s"]
+    named = sorted(f["path"] for r in _records(fs, "lab/overlap") for f in r["files"])
+    assert sorted(p.split("/", 2)[2] for p in fs.find("lab/overlap/candidates") + fs.find("lab/overlap/errors")) == named
+    ids = [r["sample_id"] for p in named for r in pq.read_table(pa.BufferReader(fs.cat(f"lab/overlap/{p}")), columns=["sample_id"]).to_pylist()]
+    manifest = json.loads(fs.cat("lab/overlap/manifest.json"))
+    assert manifest["complete"] and len(ids) == len(set(ids)) == sum(manifest["rows"].values())
