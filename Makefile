@@ -34,12 +34,16 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# the CPU benchmarks (about 25 minutes on 2 cores); each prints a table and writes JSON (docs/bench/, bench/results/ for driver memory)
+# the CPU benchmarks (about 35 minutes on 2 cores); each prints a table and writes JSON (docs/bench/, bench/results/)
 bench: $(STAMP)
 	$(PY) bench/driver_memory.py
 	$(PY) bench/naive_vs_streaming.py
 	$(PY) bench/calibrated_chain.py
 	$(PY) bench/engine_overhead.py
+	$(PY) bench/plan_streaming.py
+	$(PY) bench/plan_overlap_run.py
+	$(PY) -m bench.filter_benchmark
+	$(PY) -m bench.filter_benchmark --severity mild
 
 clean:
 	rm -rf runs .pytest_cache
