@@ -76,7 +76,7 @@ def test_the_first_shard_commits_before_the_listing_ends(plain_rows, monkeypatch
     result = runner.run_shards(_cfg(out), log=lambda m: None)
     assert seen["committed_while_listing"], "no shard committed while the listing waited: Ray started after it"
     stats = result.stats
-    assert stats["plan_overlapped"] and stats["first_commit_s"] < stats["plan_done_s"]
+    assert stats["plan_overlapped"] and stats["first_commit_s"] <= stats["plan_done_s"]  # both rounded to 10 ms
     assert result.manifest["complete"] and result.manifest["inputs"] == 6 and len(_commits(out)) == 6
     assert _rows(out) == plain_rows  # the same rows whether the plan overlapped the run or not
 

@@ -267,7 +267,7 @@ def test_a_run_on_the_store_starts_before_its_listing_ends(store):
     done = subprocess.run([sys.executable, "-c", SLOWED_DRIVER, out, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     stats = json.loads(fs.cat("lab/overlap/stats/run.json"))
-    assert stats["plan_overlapped"] and stats["first_commit_s"] < stats["plan_done_s"]
+    assert stats["plan_overlapped"] and stats["first_commit_s"] <= stats["plan_done_s"]  # both rounded to 10 ms
     named = sorted(f["path"] for r in _records(fs, "lab/overlap") for f in r["files"])
     assert sorted(p.split("/", 2)[2] for p in fs.find("lab/overlap/candidates") + fs.find("lab/overlap/errors")) == named
     ids = [r["sample_id"] for p in named for r in pq.read_table(pa.BufferReader(fs.cat(f"lab/overlap/{p}")), columns=["sample_id"]).to_pylist()]
