@@ -202,6 +202,9 @@ def test_review_import_and_calibrate_write_into_the_run_on_the_store(store, tmp_
     assert f"use it with --config {local}" in capsys.readouterr().out
     config_mod.load_config("cpu", [str(local)])
     assert yaml.safe_load(local.read_text()) == yaml.safe_load(fs.cat("lab/run/review/calibrated.yaml"))
+    assert main(["calibrate", RUN, "--min-verdicts", "2", "--out", "s3://lab/layers/tone.yaml"]) == 0  # --out on a store
+    capsys.readouterr()
+    assert fs.cat("lab/layers/tone.yaml") == local.read_bytes()
 
 
 def test_verify_reads_the_committed_rows_and_writes_run_verify_on_the_store(store, capsys):
@@ -217,6 +220,10 @@ def test_verify_reads_the_committed_rows_and_writes_run_verify_on_the_store(stor
     assert "wrote s3://lab/run/verify/metrics.json" in err and "verify-" not in err
     assert main(args) == 0  # a rerun resumes from the checkpoints on the store and trains nothing
     assert "resumed from" in capsys.readouterr().err
+    assert main([*args, "--out", "s3://lab/verify-b/"]) == 0  # --out on a store: its own folder there, trained afresh
+    assert "resumed from" not in capsys.readouterr().err
+    assert json.loads(fs.cat("lab/verify-b/metrics.json"))["editor"]["checkpoints"] == "s3://lab/verify-b/checkpoints"
+    assert fs.exists("lab/verify-b/checkpoints/editor/latest.safetensors")
 
 
 def test_verify_reads_an_exported_dataset_on_the_store(store):
