@@ -13,18 +13,18 @@ Retry-After), "500". Every request is recorded with what it showed."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from tests.loopback_server import LoopbackServer, QuietJSONHandler
+from tests.loopback_server import (
+    LoopbackServer,
+    QuietJSONHandler,
+    chat_completion,
+    decode_data_url,
+)
 
 
 def good(a: Any, b: Any, reasoning: str = "scripted") -> str:
@@ -60,24 +60,13 @@ class FakeJudgeServer(LoopbackServer):
             return plan[min(used, len(plan) - 1)]
 
 
-def _decode_data_url(url: str) -> np.ndarray:
-    data = base64.b64decode(url.split(",", 1)[1])
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img.convert("RGB"))
-
-
-def _completion(content: str | None, refusal: str | None = None) -> dict[str, Any]:
-    message = {"role": "assistant", "content": content, "refusal": refusal}
-    return {"id": "fake", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
-
-
 def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
     class Handler(QuietJSONHandler):
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             content = body["messages"][-1]["content"]
-            images = [_decode_data_url(p["image_url"]["url"]) for p in content if p.get("type") == "image_url"]
+            images = [decode_data_url(p["image_url"]["url"]) for p in content if p.get("type") == "image_url"]
             kind = "sc" if len(images) == 2 else "pq"
             mark = int(images[-1][0, 0, 0]) if images else -1
             record = {
@@ -100,24 +89,24 @@ def _handler_for(server: FakeJudgeServer) -> type[BaseHTTPRequestHandler]:
         def _respond(self, behaviour: str) -> None:
             name, _, arg = behaviour.partition(":")
             if name == "good":
-                return self._json(200, _completion(good(*json.loads(f"[{arg}]"))))
+                return self._json(200, chat_completion(good(*json.loads(f"[{arg}]"))))
             if name == "fenced":
-                return self._json(200, _completion(f"My assessment:\n```json\n{good(*json.loads(f'[{arg}]'))}\n```\nDone."))
+                return self._json(200, chat_completion(f"My assessment:\n```json\n{good(*json.loads(f'[{arg}]'))}\n```\nDone."))
             if name == "raw":
-                return self._json(200, _completion(arg))
+                return self._json(200, chat_completion(arg))
             if name == "malformed":
-                return self._json(200, _completion('{"score": [8, 7], "reason'))
+                return self._json(200, chat_completion('{"score": [8, 7], "reason'))
             if name == "prose":
-                return self._json(200, _completion("The edit is convincing; I would rate it 8 out of 10 overall."))
+                return self._json(200, chat_completion("The edit is convincing; I would rate it 8 out of 10 overall."))
             if name == "refusal":
-                return self._json(200, _completion("I'm sorry, but I can't help with that request."))
+                return self._json(200, chat_completion("I'm sorry, but I can't help with that request."))
             if name == "refusal_field":
-                return self._json(200, _completion(None, refusal="This request was declined."))
+                return self._json(200, chat_completion(None, refusal="This request was declined."))
             if name == "empty":
-                return self._json(200, _completion(""))
+                return self._json(200, chat_completion(""))
             if name == "slow":
                 time.sleep(server.slow_s)
-                return self._json(200, _completion(good(5, 5)))
+                return self._json(200, chat_completion(good(5, 5)))
             if name == "429":
                 return self._json(429, {"error": {"message": "rate limited"}}, {"Retry-After": server.retry_after})
             if name == "500":

@@ -15,7 +15,7 @@ import time
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.loopback_server import LoopbackServer, QuietJSONHandler
+from tests.loopback_server import LoopbackServer, QuietJSONHandler, chat_completion
 
 GOOD_JSON = '{"objects": ["cat", "cup"], "object": "cup", "change_to": "red"}'
 
@@ -87,11 +87,6 @@ def _prompt_of(body: dict[str, Any]) -> str:
     return "".join(part.get("text", "") for part in content if part.get("type") == "text")
 
 
-def _completion(content: str | None, refusal: str | None = None, finish_reason: str = "stop") -> dict[str, Any]:
-    message = {"role": "assistant", "content": content, "refusal": refusal}
-    return {"id": "fake", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}]}
-
-
 def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(QuietJSONHandler):
 
@@ -120,29 +115,29 @@ def _handler_for(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
 
         def _respond(self, behaviour: str, prompt: str) -> None:
             if behaviour.startswith("raw:"):
-                return self._json(200, _completion(behaviour[len("raw:") :]))
+                return self._json(200, chat_completion(behaviour[len("raw:") :]))
             if behaviour == "compose":
                 from tests.fake_captioner import compose
 
-                return self._json(200, _completion(compose(prompt)))
+                return self._json(200, chat_completion(compose(prompt)))
             if behaviour == "good":
-                return self._json(200, _completion(GOOD_JSON))
+                return self._json(200, chat_completion(GOOD_JSON))
             if behaviour == "malformed":
-                return self._json(200, _completion(GOOD_JSON[:40]))
+                return self._json(200, chat_completion(GOOD_JSON[:40]))
             if behaviour == "fenced":
-                return self._json(200, _completion(f"Here is my answer:\n```json\n{GOOD_JSON}\n```\nHope this helps."))
+                return self._json(200, chat_completion(f"Here is my answer:\n```json\n{GOOD_JSON}\n```\nHope this helps."))
             if behaviour == "refusal":
-                return self._json(200, _completion("I'm sorry, but I can't help with that."))
+                return self._json(200, chat_completion("I'm sorry, but I can't help with that."))
             if behaviour == "refusal_field":
-                return self._json(200, _completion(None, refusal="This request was declined."))
+                return self._json(200, chat_completion(None, refusal="This request was declined."))
             if behaviour == "empty":
-                return self._json(200, _completion(""))
+                return self._json(200, chat_completion(""))
             if behaviour == "slow":
                 time.sleep(server.slow_s)
-                return self._json(200, _completion(GOOD_JSON))
+                return self._json(200, chat_completion(GOOD_JSON))
             if behaviour == "pause":
                 time.sleep(server.pause_s)
-                return self._json(200, _completion(f"echo: {prompt}"))
+                return self._json(200, chat_completion(f"echo: {prompt}"))
             if behaviour == "429":
                 return self._json(429, {"error": {"message": "rate limited"}}, {"Retry-After": server.retry_after})
             if behaviour == "500":

@@ -13,27 +13,20 @@ score, so a whole run can use this server as its judge. Every pairwise request i
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import threading
 import time
-from typing import Any
 
-import numpy as np
-from PIL import Image
-
-from tests.loopback_server import LoopbackServer, QuietJSONHandler
+from tests.loopback_server import (
+    LoopbackServer,
+    QuietJSONHandler,
+    chat_completion,
+    decode_data_url,
+)
 
 
 def _mark(url: str) -> int:
-    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as img:
-        return int(np.asarray(img.convert("RGB"))[0, 0, 0])
-
-
-def _completion(content: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": content, "refusal": None}
-    return {"id": "fake", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+    return int(decode_data_url(url)[0, 0, 0])
 
 
 class FakePairwiseServer(LoopbackServer):
@@ -58,7 +51,7 @@ def _handler_for(server: FakePairwiseServer):
             if len(images) != 3:
                 with server._lock:
                     server.other_requests += 1
-                return self._json(200, _completion(json.dumps({"score": [8, 8], "reasoning": "fine"})))
+                return self._json(200, chat_completion(json.dumps({"score": [8, 8], "reasoning": "fine"})))
             a, b = _mark(images[1]), _mark(images[2])
             behaviour = server.script.get(frozenset((a, b)), server.default)
             with server._lock:
@@ -71,18 +64,18 @@ def _handler_for(server: FakePairwiseServer):
         def _respond(self, behaviour: str, a: int, b: int) -> None:
             name, _, arg = behaviour.partition(":")
             if name == "prefer":
-                return self._json(200, _completion(_choice(a, b, int(arg))))
+                return self._json(200, chat_completion(_choice(a, b, int(arg))))
             if name == "first":
-                return self._json(200, _completion('{"better": "A", "why": "the first one"}'))
+                return self._json(200, chat_completion('{"better": "A", "why": "the first one"}'))
             if name == "refusal":
-                return self._json(200, _completion("I'm sorry, but I can't help with that request."))
+                return self._json(200, chat_completion("I'm sorry, but I can't help with that request."))
             if name == "malformed":
-                return self._json(200, _completion('{"better": "A", "wh'))
+                return self._json(200, chat_completion('{"better": "A", "wh'))
             if name == "not_a_choice":
-                return self._json(200, _completion('{"better": "both", "why": "equal"}'))
+                return self._json(200, chat_completion('{"better": "both", "why": "equal"}'))
             if name == "slow":
                 time.sleep(server.slow_s)
-                return self._json(200, _completion(_choice(a, b, server.prefer)))
+                return self._json(200, chat_completion(_choice(a, b, server.prefer)))
             if name == "500":
                 return self._json(500, {"error": {"message": "internal error"}})
             raise ValueError(f"unknown behaviour {behaviour!r}")

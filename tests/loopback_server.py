@@ -1,13 +1,31 @@
 """An HTTP server on 127.0.0.1 (a free port) served from a daemon thread while the `with` block
 runs: the part every scripted fake server of the tests shares, the model list (GET /v1/models)
-that a run probes before it starts included."""
+that a run probes before it starts included, and the chat-completion answer and image decoding
+they all use."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def chat_completion(content: str | None, refusal: str | None = None, finish_reason: str = "stop") -> dict[str, Any]:
+    """An OpenAI chat-completion answer with one choice."""
+    message = {"role": "assistant", "content": content, "refusal": refusal}
+    return {"id": "fake", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}]}
+
+
+def decode_data_url(url: str) -> np.ndarray:
+    """The RGB picture of a base64 data URL, as a request's image part carries it."""
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as img:
+        return np.asarray(img.convert("RGB"))
 
 
 class QuietJSONHandler(BaseHTTPRequestHandler):
