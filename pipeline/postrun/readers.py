@@ -18,10 +18,6 @@ class RowsNotFound(ValueError):
     """The folder holds no usable shards, or is not a run or a dataset."""
 
 
-def is_run_folder(folder: Path) -> bool:
-    return (folder / "manifest.json").exists() and (folder / "candidates").is_dir()
-
-
 def _run_shards(folder: Path | RunDir, rows: str) -> list[File]:
     """A run's committed candidate shards, or the hq/ shards its finished selection names (a
     folder the engine did not write, without a plan, is read as it is: `RunDir.committed_files`)."""
@@ -36,34 +32,16 @@ def _run_shards(folder: Path | RunDir, rows: str) -> list[File]:
 
 def triplet_shards(folder: Path | RunDir, rows: str) -> tuple[list[File], str]:
     """The Parquet files to read and what they are. A run folder gives its candidates (`ok`) or
-    its hq/ subset (`hq`); an exported dataset (data/*.parquet) or a bare folder of shards is read
-    whole, its rows being the selection already."""
+    its hq/ subset (`hq`); an exported dataset (data/*.parquet), or a local bare folder of shards,
+    is read whole, its rows being the selection already. The folder is local or on a store: it is
+    read through its `RunStore` either way."""
     if rows not in ROW_CHOICES:
         raise RowsNotFound(f"--rows must be one of {', '.join(ROW_CHOICES)}, not {rows!r}")
-    if isinstance(folder, RunDir):
-        if folder.store.remote:
-            return _stored_shards(folder, rows)
-        folder = Path(folder.root)
-    if not folder.is_dir():
-        raise RowsNotFound(f"{folder} is not a folder")
-    if is_run_folder(folder):
-        files = _run_shards(folder, rows)
-        if not files:
-            hint = " (run `python -m pipeline select` first)" if rows == "hq" else ""
-            raise RowsNotFound(f"run {folder} has no {'hq' if rows == 'hq' else 'candidate'} shards{hint}")
-        return files, f"run:{rows}"
-    if list(folder.glob("data/*.tar")):
-        raise RowsNotFound(f"{folder} is a WebDataset export; verify reads Parquet (export with --format parquet)")
-    files = sorted(folder.glob("data/*.parquet")) or sorted(folder.glob("*.parquet"))
-    if not files:
-        raise RowsNotFound(f"{folder} is neither a run folder nor a folder of Parquet shards")
-    return files, "dataset"
-
-
-def _stored_shards(run: RunDir, rows: str) -> tuple[list[File], str]:
-    """`triplet_shards` for a folder on a store: a run, or an exported dataset (data/*.parquet)."""
+    run = RunDir(folder)
     store = run.store
-    if store.exists("manifest.json") and store.list("candidates"):
+    if not store.remote and not Path(run.root).is_dir():
+        raise RowsNotFound(f"{run} is not a folder")
+    if store.exists("manifest.json") and store.exists("candidates"):
         files = _run_shards(run, rows)
         if not files:
             hint = " (run `python -m pipeline select` first)" if rows == "hq" else ""
@@ -72,6 +50,9 @@ def _stored_shards(run: RunDir, rows: str) -> tuple[list[File], str]:
     if store.list("data", "*.tar"):
         raise RowsNotFound(f"{run} is a WebDataset export; verify reads Parquet (export with --format parquet)")
     files = [store.file(rel) for rel in store.list("data", "*.parquet")]
+    if not files and not store.remote:  # shards put together by hand or by another tool
+        files = sorted(Path(run.root).glob("*.parquet"))
     if not files:
-        raise RowsNotFound(f"{run} is neither a run folder nor an exported dataset (data/*.parquet)")
+        what = "a folder of Parquet shards" if not store.remote else "an exported dataset (data/*.parquet)"
+        raise RowsNotFound(f"{run} is neither a run folder nor {what}")
     return files, "dataset"
