@@ -90,12 +90,9 @@ def _check_identity(run: RunDir, cfg: dict[str, Any], found: dict[str, Any]) -> 
         )
 
 
-def _plan(run: RunDir, cfg: dict[str, Any], log, plan: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`plan` is the run folder's plan when it has one (the caller read it: a resumed run is
-    checked against it); None plans the run here, listing the input to its end."""
-    if plan is not None:
-        _check_identity(run, cfg, plan)
-        return plan
+def _plan(run: RunDir, cfg: dict[str, Any], log) -> dict[str, Any]:
+    """The whole plan, listed here to the input's end before anything runs (library use and the
+    benchmarks; `run_shards` lists in the background instead, `BackgroundPlan`)."""
     start = time.perf_counter()
     reach_input(cfg["input"], cfg.get("io"))  # an unreachable input leaves no run folder behind
     plan = _list_into_plan(run, cfg)
@@ -193,9 +190,9 @@ def run_shards(cfg: dict[str, Any], log=print, task_stages: list | None = None, 
     if not resuming:
         check_servers(cfg)  # a wrong judge or captioner URL leaves no run folder behind
     plan_start = time.perf_counter()
-    if unfinished is not None:
-        _check_identity(run, cfg, unfinished)
-    plan = _plan(run, cfg, log, existing) if existing is not None else None
+    if resuming:  # a whole plan, or one whose listing was killed, made with this config
+        _check_identity(run, cfg, existing or unfinished)
+    plan = existing
     damaged = _uncommit_damaged(run, check, log) if resuming else []
     if resuming:
         _remove_orphans(run, log)
